@@ -1,0 +1,180 @@
+"""Make the class-balanced MNIST subset that ships with the assignment.
+
+Reads the four official files in ``course_config.MNIST_ORIGINAL_DIR`` (checking them against
+their published md5), draws ``SUBSET_*_PER_CLASS`` images per digit with ``SUBSET_SEED`` (the
+official train split for training, the official test split for testing) and writes them in
+the raw IDX layout that ``torchvision.datasets.MNIST(root, download=False)`` reads from
+``<root>/MNIST/raw/``, plus ``PROVENANCE.md``, ``SHA256SUMS`` and the chosen indices.
+
+    python -m autograder make-data        # rewrite the subset (deterministic)
+    python -m autograder make-data --check  # verify the shipped subset, write nothing
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import course_config as cfg
+
+# md5 of the *uncompressed* official files (the training images were re-compressed, so
+# their .gz differs from the original while the content is identical).
+OFFICIAL_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+SPLITS = {"train": ("train", cfg.SUBSET_TRAIN_PER_CLASS), "test": ("t10k", cfg.SUBSET_TEST_PER_CLASS)}
+IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC = 2051, 2049
+
+
+class DataError(RuntimeError):
+    """A data file is missing, corrupt or differs from its recorded checksum."""
+
+
+@dataclass(frozen=True)
+class Split:
+    images: np.ndarray  # (N, 28, 28) uint8
+    labels: np.ndarray  # (N,) uint8
+    indices: np.ndarray  # positions in the official split
+
+
+def raw_dir(root: Path = cfg.DATA_DIR) -> Path:
+    """Folder that torchvision reads the raw IDX files from."""
+    return root / "MNIST" / "raw"
+
+
+def read_idx(data: bytes, name: str) -> np.ndarray:
+    """Parse one IDX file (images or labels) into a uint8 array, checking its header."""
+    magic = struct.unpack(">I", data[:4])[0]
+    if magic == IDX_IMAGES_MAGIC:
+        n, rows, cols = struct.unpack(">III", data[4:16])
+        shape, offset = (n, rows, cols), 16
+    elif magic == IDX_LABELS_MAGIC:
+        (n,) = struct.unpack(">I", data[4:8])
+        shape, offset = (n,), 8
+    else:
+        raise DataError(f"{name}: not an MNIST IDX file (magic number {magic})")
+    array = np.frombuffer(data, dtype=np.uint8, offset=offset)
+    if array.size != int(np.prod(shape)):
+        raise DataError(f"{name}: header says {shape} but the file holds {array.size} bytes of data")
+    return array.reshape(shape)
+
+
+def write_idx(array: np.ndarray) -> bytes:
+    """Serialise a uint8 array as IDX, the inverse of :func:`read_idx`."""
+    magic = IDX_IMAGES_MAGIC if array.ndim == 3 else IDX_LABELS_MAGIC
+    return struct.pack(f">I{array.ndim}I", magic, *array.shape) + array.astype(np.uint8).tobytes()
+
+
+def load_official(stem: str, source: Path = cfg.MNIST_ORIGINAL_DIR) -> np.ndarray:
+    """Read ``<stem>.gz`` from the official folder and verify the md5 of its content."""
+    path = source / f"{stem}.gz"
+    if not path.is_file():
+        raise DataError(f"{path}: missing; the official MNIST files are expected in {source}")
+    data = gzip.decompress(path.read_bytes())
+    digest = hashlib.md5(data).hexdigest()
+    if digest != OFFICIAL_MD5[stem]:
+        raise DataError(f"{path}: md5 of the content is {digest}, expected {OFFICIAL_MD5[stem]}")
+    return read_idx(data, str(path))
+
+
+def balanced_indices(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
+    """``per_class`` positions of each digit, drawn without replacement, in ascending order."""
+    chosen = [rng.choice(np.flatnonzero(labels == digit), per_class, replace=False) for digit in range(10)]
+    return np.sort(np.concatenate(chosen))
+
+
+def draw_subset(source: Path = cfg.MNIST_ORIGINAL_DIR, seed: int = cfg.SUBSET_SEED) -> dict[str, Split]:
+    """Draw the balanced subset of both splits; same seed and files, same bytes."""
+    rng = np.random.default_rng(seed)
+    subset = {}
+    for split, (prefix, per_class) in SPLITS.items():
+        images = load_official(f"{prefix}-images-idx3-ubyte", source)
+        labels = load_official(f"{prefix}-labels-idx1-ubyte", source)
+        idx = balanced_indices(labels, per_class, rng)
+        subset[split] = Split(images[idx], labels[idx], idx)
+    return subset
+
+
+def subset_files(subset: dict[str, Split]) -> dict[str, bytes]:
+    """File name -> bytes of the four raw files torchvision expects."""
+    files = {}
+    for split, (prefix, _) in SPLITS.items():
+        files[f"{prefix}-images-idx3-ubyte"] = write_idx(subset[split].images)
+        files[f"{prefix}-labels-idx1-ubyte"] = write_idx(subset[split].labels)
+    return files
+
+
+def provenance(subset: dict[str, Split], checksums: dict[str, str]) -> str:
+    """Markdown that says where the subset came from and how to make it again."""
+    lines = [
+        "# MNIST subset: provenance",
+        "",
+        "A class-balanced subset of the MNIST database of handwritten digits (Yann LeCun, Corinna",
+        "Cortes, Christopher J.C. Burges), made from the four official IDX files. MNIST is",
+        "published under the Creative Commons Attribution-Share Alike 3.0 licence (CC BY-SA 3.0);",
+        "this subset is a derivative and is shared under the same licence, with this attribution.",
+        "",
+        "Made by `python -m autograder make-data` (`autograder/data.py` in the course repository)",
+        f"with seed {cfg.SUBSET_SEED}: `numpy.random.default_rng(seed)` draws, without replacement and",
+        "digit by digit (0 to 9), the training split first, then the test split; the images keep",
+        "their official order. `indices.json` lists the positions taken from each official file.",
+        "",
+        "| split | official file | per class | images |",
+        "|---|---|---|---|",
+    ]
+    for split, (prefix, per_class) in SPLITS.items():
+        lines.append(f"| {split} | {prefix}-images-idx3-ubyte | {per_class} | {len(subset[split].labels)} |")
+    lines += ["", "Official files (md5 of the uncompressed content):", ""]
+    lines += [f"- `{stem}`: `{md5}`" for stem, md5 in OFFICIAL_MD5.items()]
+    lines += ["", "Subset files (sha256, also in `SHA256SUMS`):", ""]
+    lines += [f"- `MNIST/raw/{name}`: `{digest}`" for name, digest in checksums.items()]
+    return "\n".join(lines) + "\n"
+
+
+def read_checksums(root: Path = cfg.DATA_DIR) -> dict[str, str]:
+    """Parse ``SHA256SUMS`` (``<sha256>  MNIST/raw/<name>`` lines) into name -> digest."""
+    path = root / "SHA256SUMS"
+    if not path.is_file():
+        raise DataError(f"{path}: missing; run `python -m autograder make-data`")
+    sums = {}
+    for line in path.read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        sums[Path(name).name] = digest
+    return sums
+
+
+def verify(root: Path = cfg.DATA_DIR) -> dict[str, str]:
+    """Check every shipped raw file against ``SHA256SUMS``; return the checksums."""
+    sums = read_checksums(root)
+    for name, expected in sums.items():
+        path = raw_dir(root) / name
+        if not path.is_file():
+            raise DataError(f"{path}: missing")
+        got = hashlib.sha256(path.read_bytes()).hexdigest()
+        if got != expected:
+            raise DataError(f"{path}: sha256 {got} differs from SHA256SUMS ({expected})")
+    return sums
+
+
+def make_subset(root: Path = cfg.DATA_DIR, source: Path = cfg.MNIST_ORIGINAL_DIR) -> dict[str, str]:
+    """Write the subset, its checksums, indices and provenance under ``root``."""
+    subset = draw_subset(source)
+    files = subset_files(subset)
+    raw_dir(root).mkdir(parents=True, exist_ok=True)
+    checksums = {}
+    for name, data in files.items():
+        (raw_dir(root) / name).write_bytes(data)
+        checksums[name] = hashlib.sha256(data).hexdigest()
+    (root / "SHA256SUMS").write_text("".join(f"{d}  MNIST/raw/{n}\n" for n, d in checksums.items()))
+    indices = {split: s.indices.tolist() for split, s in subset.items()}
+    (root / "indices.json").write_text(json.dumps(indices, separators=(",", ":")) + "\n")
+    (root / "PROVENANCE.md").write_text(provenance(subset, checksums))
+    return checksums

@@ -1,0 +1,51 @@
+"""nbgrader's configuration, built from ``course_config`` (the only place values live).
+
+``nbgrader_config.py`` at the top of the repository loads this, so the plain ``nbgrader``
+command line and ``python -m autograder`` see the same settings.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import GetGrades
+from traitlets.config import Config
+
+import course_config as cfg
+from autograder.preprocessors import AssignPoints, RedactTestTracebacks, StripHiddenTests
+
+
+def nbgrader_config(course_root: Path | None = None) -> Config:
+    """nbgrader settings for a course directory at ``course_root`` (default: the repository)."""
+    from nbgrader.converters import GenerateAssignment
+
+    root = Path(course_root or cfg.ROOT)
+    c = Config()
+    c.CourseDirectory.course_id = cfg.COURSE_ID
+    c.CourseDirectory.root = str(root)
+    c.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
+    # the bundled data and figures are copied into the release and into each autograded folder
+    c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+    c.GenerateAssignment.preprocessors = [AssignPoints, *GenerateAssignment.class_traits()["preprocessors"].default()]
+    c.GenerateFeedback.preprocessors = [GetGrades, StripHiddenTests, RedactTestTracebacks, CSSHTMLHeaderPreprocessor]
+    c.Execute.timeout = cfg.CELL_TIMEOUT_S
+    c.ExecutePreprocessor.timeout = cfg.CELL_TIMEOUT_S
+    c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+    return c
+
+
+def kernel_environment() -> dict[str, str]:
+    """Environment changes for grading kernels under ``course_config.DEVICE_POLICY``."""
+    if cfg.DEVICE_POLICY == "cpu":
+        return {"CUDA_VISIBLE_DEVICES": ""}
+    if cfg.DEVICE_POLICY != "auto":
+        raise ValueError(f"course_config.DEVICE_POLICY must be 'auto' or 'cpu', not {cfg.DEVICE_POLICY!r}")
+    return {}
+
+
+def venv_on_path() -> None:
+    """Put this interpreter's ``bin`` first on PATH: nbgrader runs ``alembic`` from there."""
+    bin_dir = str(Path(os.sys.executable).parent)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != bin_dir:
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")

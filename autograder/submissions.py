@@ -1,0 +1,89 @@
+"""Find the submissions in a folder and check that each is a notebook of this assignment.
+
+Two layouts are accepted: nbgrader's ``submitted/`` tree
+(``<student>/<assignment>/<notebook>.ipynb``) and a flat folder of ``<student>.ipynb`` files.
+A file that is not a readable notebook of this assignment is not an exception: it becomes a
+submission with a ``problem`` that the grader records as a zero with that reason.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+import course_config as cfg
+
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class SubmissionsError(ValueError):
+    """The submissions folder itself cannot be used (missing, empty, mixed layouts)."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    student_id: str
+    path: Path
+    problem: str | None = None  # why it cannot be graded; None when it can
+
+
+def expected_grade_ids(source_notebook: Path = cfg.SOURCE_NOTEBOOK) -> set[str]:
+    """Grade ids of the graded cells of the source notebook."""
+    nb = nbformat.read(source_notebook, as_version=4)
+    return {cell.metadata["nbgrader"]["grade_id"] for cell in nb.cells
+            if cell.metadata.get("nbgrader", {}).get("grade")}
+
+
+def notebook_problem(path: Path, expected_ids: set[str]) -> str | None:
+    """Why ``path`` cannot be graded as this assignment's notebook, or None if it can."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        return f"{path.name}: not UTF-8 text ({error.reason} at byte {error.start})"
+    except OSError as error:
+        return f"{path.name}: cannot be read ({error.strerror})"
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        return f"{path.name}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
+    try:
+        nb = nbformat.reads(text, as_version=4)
+        nbformat.validate(nb)
+    except Exception as error:  # nbformat raises several types for a JSON that is no notebook
+        return f"{path.name}: not a Jupyter notebook ({type(error).__name__}: {str(error).splitlines()[0]})"
+    ids = [cell.metadata.get("nbgrader", {}).get("grade_id") for cell in nb.cells
+           if cell.metadata.get("nbgrader", {}).get("grade")]
+    duplicated = sorted(i for i, n in Counter(ids).items() if n > 1)
+    if duplicated:
+        return f"{path.name}: graded cells appear more than once: {', '.join(duplicated)}"
+    present = set(ids) & expected_ids
+    if not present:
+        return f"{path.name}: no graded cell of {cfg.ASSIGNMENT_ID} (another assignment's notebook?)"
+    return None
+
+
+def find_submissions(folder: Path) -> list[Submission]:
+    """Submissions under ``folder``, sorted by student id, each checked for problems."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SubmissionsError(f"{folder}: not a folder of submissions")
+    nested = sorted(folder.glob(f"*/{cfg.ASSIGNMENT_ID}/{cfg.NOTEBOOK_NAME}.ipynb"))
+    flat = sorted(p for p in folder.glob("*.ipynb") if p.is_file())
+    if nested and flat:
+        raise SubmissionsError(f"{folder}: holds both an nbgrader submitted/ tree and loose .ipynb files; use one layout")
+    found = [(p.parent.parent.name, p) for p in nested] or [(p.stem, p) for p in flat]
+    if not found:
+        raise SubmissionsError(
+            f"{folder}: no submissions found (expected <student>/{cfg.ASSIGNMENT_ID}/{cfg.NOTEBOOK_NAME}.ipynb "
+            "or <student>.ipynb)")
+    expected = expected_grade_ids()
+    submissions = []
+    for student_id, path in found:
+        if not STUDENT_ID.match(student_id):
+            raise SubmissionsError(f"{path}: '{student_id}' is not a usable student id (letters, digits, '.', '_', '-')")
+        submissions.append(Submission(student_id, path, notebook_problem(path, expected)))
+    return submissions

@@ -1,0 +1,58 @@
+"""Course and grading settings: the one place each value is declared.
+
+nbgrader reads this through ``nbgrader_config.py``; the autograder, the data script, the
+tests and the benchmarks import it. Students never see this file: what the notebook needs
+at run time (its data, its figures) travels inside ``release/``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+ROOT: Final[Path] = Path(__file__).resolve().parent
+
+# --- Identity ------------------------------------------------------------------------
+COURSE_ID: Final[str] = "dl-optimization"  # nbgrader course id (gradebook, exchange)
+ASSIGNMENT_ID: Final[str] = "w4_optimization"  # folder name under source/ and release/
+NOTEBOOK_NAME: Final[str] = "W4_Tutorial1"  # notebook file stem inside the assignment
+
+SOURCE_DIR: Final[Path] = ROOT / "source"
+RELEASE_DIR: Final[Path] = ROOT / "release"
+SOURCE_NOTEBOOK: Final[Path] = SOURCE_DIR / ASSIGNMENT_ID / f"{NOTEBOOK_NAME}.ipynb"
+RELEASE_NOTEBOOK: Final[Path] = RELEASE_DIR / ASSIGNMENT_ID / f"{NOTEBOOK_NAME}.ipynb"
+
+# --- Points per graded cell (grade id -> points) ------------------------------------------
+# Autograded answers carry their points on the locked test cells that follow them;
+# free-response answers (q_*) carry their own and are graded by hand.
+POINTS: Final[dict[str, float]] = {
+    "test_ex1_memory": 4,
+    "test_ex2_bn_models_structure": 4,
+    "test_ex2_bn_models_convergence": 3,
+    "test_ex3_momentum_update": 3,
+    "test_ex3_momentum_optimizer": 3,
+    "test_mcq_minibatch": 2,
+    "test_mcq_momentum": 2,
+    "q_delivery_strategy": 1,
+    "q_better_loss": 1,
+    "q_good_descent": 1,
+    "q_sgd_vs_minibatch_plot": 2,
+    "q_convergence_vs_batch_size": 2,
+    "q_bn_learnable_ab": 2,
+    "q_bn_helped_or_hurt": 2,
+}
+
+# --- Data: the MNIST subset shipped with the assignment --------------------------------
+MNIST_ORIGINAL_DIR: Final[Path] = ROOT.parent / "shared" / "mnist"  # the four official .gz files
+DATA_DIR: Final[Path] = SOURCE_DIR / ASSIGNMENT_ID / "data"  # torchvision root; raw files in MNIST/raw
+SUBSET_SEED: Final[int] = 4  # the draw of the subset; change it and the checksums change
+SUBSET_TRAIN_PER_CLASS: Final[int] = 500  # 5,000 training images: enough to converge in 1-2 s
+SUBSET_TEST_PER_CLASS: Final[int] = 100  # 1,000 test images: accuracy resolution of 0.1 %
+
+# --- Grading -------------------------------------------------------------------------
+CELL_TIMEOUT_S: Final[int] = 120  # one cell; the slowest test cell takes about 10 s on 2 cores
+SUBMISSION_TIMEOUT_S: Final[int] = 600  # a whole notebook, all cells
+# "auto": the kernel uses CUDA when torch.cuda.is_available(), the CPU otherwise. "cpu"
+# hides GPUs from the kernel (CUDA_VISIBLE_DEVICES=""), for reproducing a CPU grade.
+DEVICE_POLICY: Final[str] = "auto"
+CALIBRATION_SEEDS: Final[int] = 20  # seeds the reference runs through each convergence test
+CALIBRATION_DIR: Final[Path] = ROOT / "autograder" / "calibration"
