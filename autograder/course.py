@@ -32,6 +32,7 @@ def make_course(root: Path, source: Path = cfg.SOURCE_DIR) -> NbGraderAPI:
     shutil.copytree(source / cfg.ASSIGNMENT_ID, target,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     config = nbgrader_config(root)
+    Path(config.Exchange.root).mkdir(parents=True, exist_ok=True)
     return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 

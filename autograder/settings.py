@@ -25,6 +25,7 @@ def nbgrader_config(course_root: Path | None = None) -> Config:
     c.CourseDirectory.course_id = cfg.COURSE_ID
     c.CourseDirectory.root = str(root)
     c.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
+    c.Exchange.root = str(root / ".exchange")  # unused here; the default is a system folder
     # the bundled data and figures are copied into the release and into each autograded folder
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
     c.GenerateAssignment.preprocessors = [AssignPoints, *GenerateAssignment.class_traits()["preprocessors"].default()]

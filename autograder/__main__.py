@@ -1,0 +1,126 @@
+"""Command line of the week-4 autograder: a thin layer over the library.
+
+    python -m autograder release [--check]       build release/ from source/ (and verify it)
+    python -m autograder grade SUBMISSIONS --out DIR
+    python -m autograder demo [--out DIR]        release, then grade examples/submissions
+    python -m autograder calibrate [--seeds K]   convergence thresholds over K seeds
+    python -m autograder make-data [--check]     the MNIST subset shipped with the notebook
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import course_config as cfg
+
+EXAMPLES = cfg.ROOT / "examples" / "submissions"
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from autograder import release
+
+    if not args.check:
+        target = release.release()
+        print(f"release written to {target.relative_to(cfg.ROOT)}")
+    problems = release.check()
+    for problem in problems:
+        print(f"release problem: {problem}", file=sys.stderr)
+    print("release check: " + ("FAILED" if problems else "no leak, no drift"))
+    return 1 if problems else 0
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from autograder.grade import grade, graded_cells
+    from autograder.report import summary_table
+
+    rows = grade(Path(args.submissions), Path(args.out))
+    print(summary_table(rows, graded_cells()[0]))
+    print(f"\ngrades: {Path(args.out) / 'grades.csv'}   feedback: {Path(args.out) / 'feedback'}/")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    args.check = False
+    status = cmd_release(args)
+    if status:
+        return status
+    args.submissions = str(EXAMPLES)
+    return cmd_grade(args)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from autograder import calibrate
+
+    report = calibrate.calibrate(seeds=args.seeds)
+    path = calibrate.write_report(report)
+    print(calibrate.format_report(report))
+    print(f"written to {path.relative_to(cfg.ROOT)}")
+    return 0 if report["all_passed"] else 1
+
+
+def cmd_make_data(args: argparse.Namespace) -> int:
+    from autograder import data
+
+    sums = data.verify() if args.check else data.make_subset()
+    for name, digest in sums.items():
+        print(f"{digest}  {name}")
+    print("subset verified" if args.check else f"subset written to {cfg.DATA_DIR.relative_to(cfg.ROOT)}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true", help="show nbgrader's log")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("release", help="generate release/ from source/ and check it for leaks and drift")
+    r.add_argument("--check", action="store_true", help="only check the committed release")
+    r.set_defaults(run=cmd_release)
+
+    g = sub.add_parser("grade", help="autograde submissions, write grades.csv and feedback",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g.add_argument("submissions", help="nbgrader submitted/ tree or folder of <student>.ipynb")
+    g.add_argument("--out", required=True, help="output folder (grades.csv, feedback/, .course/)")
+    g.set_defaults(run=cmd_grade)
+
+    d = sub.add_parser("demo", help="release, then grade the example submissions",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d.add_argument("--out", default="out/demo", help="output folder")
+    d.set_defaults(run=cmd_demo)
+
+    c = sub.add_parser("calibrate", help="run the reference through the convergence tests over many seeds",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("--seeds", type=int, default=cfg.CALIBRATION_SEEDS, help="number of seeds")
+    c.set_defaults(run=cmd_calibrate)
+
+    m = sub.add_parser("make-data", help="write (or --check) the MNIST subset")
+    m.add_argument("--check", action="store_true", help="verify checksums, write nothing")
+    m.set_defaults(run=cmd_make_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # nbgrader's apps reset their logger to INFO and log every copied file; keep its errors only
+        quiet = logging.Filter()
+        quiet.filter = lambda record: record.name != "traitlets" or record.levelno >= logging.ERROR
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(quiet)
+    from autograder.course import NbgraderError
+    from autograder.data import DataError
+    from autograder.submissions import SubmissionsError
+
+    try:
+        return args.run(args)
+    except (SubmissionsError, DataError, NbgraderError, RuntimeError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

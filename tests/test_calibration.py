@@ -1,0 +1,39 @@
+"""The convergence thresholds: recorded calibration is current, and the reference passes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import course_config as cfg
+from autograder import calibrate
+from autograder.notebook_code import load_namespace
+
+
+@pytest.fixture(scope="module")
+def namespace():
+    return load_namespace()
+
+
+def test_recorded_cpu_calibration_covers_enough_seeds_and_all_pass(namespace):
+    report = json.loads((cfg.CALIBRATION_DIR / "cpu.json").read_text())
+    assert report["seeds"] >= cfg.CALIBRATION_SEEDS
+    assert report["all_passed"]
+    for run in report["runs"]:
+        assert run["passed"] == report["seeds"], run["target"]
+        assert run["loss_margin"] > 0 and run["accuracy_margin"] > 0
+
+
+def test_recorded_calibration_used_the_notebook_thresholds_of_today(namespace):
+    report = json.loads((cfg.CALIBRATION_DIR / "cpu.json").read_text())
+    assert report["settings"] == namespace["CONVERGENCE"]
+    for run in report["runs"]:
+        target = namespace["CONVERGENCE_TARGETS"][run["target"]]
+        assert (run["max_loss"], run["min_accuracy"]) == (target["max_loss"], target["min_accuracy"]), \
+            "the thresholds changed since the calibration: run `python -m autograder calibrate`"
+
+
+def test_reference_passes_a_fresh_calibration_run(namespace):
+    report = calibrate.calibrate(seeds=3, namespace=namespace)
+    assert report["all_passed"], calibrate.format_report(report)
+    assert max(s for run in report["runs"] for s in run["seconds"]) < 10, "a convergence run must take under 10 s"

@@ -1,0 +1,57 @@
+"""The MNIST subset: checksums, class balance, loadable by torchvision, reproducible."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+import torchvision
+
+import course_config as cfg
+from autograder import data
+
+
+def test_shipped_files_match_their_checksums():
+    sums = data.verify()
+    assert set(sums) == {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}
+
+
+@pytest.mark.parametrize("train, per_class", [(True, cfg.SUBSET_TRAIN_PER_CLASS), (False, cfg.SUBSET_TEST_PER_CLASS)])
+def test_torchvision_loads_a_balanced_subset(train, per_class):
+    split = torchvision.datasets.MNIST(cfg.DATA_DIR, train=train, download=False)
+    assert split.data.shape == (10 * per_class, 28, 28)
+    assert torch.bincount(split.targets, minlength=10).tolist() == [per_class] * 10
+
+
+def test_release_carries_the_same_data():
+    for name, digest in data.read_checksums().items():
+        shipped = cfg.RELEASE_DIR / cfg.ASSIGNMENT_ID / "data" / "MNIST" / "raw" / name
+        assert hashlib.sha256(shipped.read_bytes()).hexdigest() == digest
+
+
+def test_a_corrupted_file_is_reported_by_name(tmp_path):
+    root = tmp_path / "data"
+    (root / "MNIST" / "raw").mkdir(parents=True)
+    (root / "SHA256SUMS").write_text((cfg.DATA_DIR / "SHA256SUMS").read_text())
+    for name in data.read_checksums():
+        (data.raw_dir(root) / name).write_bytes((data.raw_dir() / name).read_bytes())
+    victim = data.raw_dir(root) / "t10k-labels-idx1-ubyte"
+    victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(data.DataError, match="t10k-labels-idx1-ubyte"):
+        data.verify(root)
+
+
+def test_idx_round_trip_and_bad_header():
+    labels = torch.arange(10, dtype=torch.uint8).numpy()
+    assert (data.read_idx(data.write_idx(labels), "x") == labels).all()
+    with pytest.raises(data.DataError, match="not an MNIST IDX file"):
+        data.read_idx(b"\x00\x00\x00\x07" + bytes(8), "bad.idx")
+
+
+@pytest.mark.skipif(not cfg.MNIST_ORIGINAL_DIR.is_dir(), reason="the official MNIST files (../shared/mnist) are absent")
+def test_subset_is_reproducible_from_the_official_files(tmp_path):
+    made = data.make_subset(tmp_path)
+    assert made == data.read_checksums()
+    assert (tmp_path / "indices.json").read_text() == (cfg.DATA_DIR / "indices.json").read_text()
+    assert (tmp_path / "PROVENANCE.md").read_text() == (cfg.DATA_DIR / "PROVENANCE.md").read_text()

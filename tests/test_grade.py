@@ -1,0 +1,107 @@
+"""`python -m autograder grade` on a mixed folder, through real kernels.
+
+The folder holds the example submissions (reference, blank release, realistic partial ones,
+with their expected per-cell scores in ``examples/submissions/expected.json``) plus a corrupt
+JSON file and another assignment's notebook. It is graded once, through the command line.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from nbgrader.validator import Validator
+
+import course_config as cfg
+from autograder.grade import graded_cells
+
+EXAMPLES = cfg.ROOT / "examples" / "submissions"
+AUTO_IDS, MANUAL_IDS = graded_cells()
+pytestmark = pytest.mark.kernel
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("submissions")
+    for notebook in EXAMPLES.glob("*.ipynb"):
+        shutil.copy(notebook, folder)
+    (folder / "zz_corrupt.ipynb").write_text('{"cells": [{"cell_type": "code",')
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("week 3")]), folder / "zz_foreign.ipynb")
+    out = tmp_path_factory.mktemp("out")
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(folder), "--out", str(out)],
+                         cwd=cfg.ROOT, capture_output=True, text=True, timeout=900)
+    with open(out / "grades.csv", newline="") as f:
+        rows = {row["student_id"]: row for row in csv.DictReader(f)}
+    return run, rows, out
+
+
+def test_grade_exits_zero_and_prints_the_table(graded):
+    run, rows, _ = graded
+    assert run.returncode == 0, run.stderr
+    assert "student" in run.stdout and "reference" in run.stdout
+
+
+def test_csv_has_one_column_per_graded_cell(graded):
+    _, rows, _ = graded
+    columns = list(next(iter(rows.values())))
+    assert columns == ["student_id", "autograded_score", "autograded_max", *AUTO_IDS, *MANUAL_IDS, "status"]
+
+
+def test_reference_earns_full_marks_and_blank_earns_zero(graded):
+    _, rows, _ = graded
+    full = sum(cfg.POINTS[g] for g in AUTO_IDS)
+    assert float(rows["reference"]["autograded_score"]) == full == float(rows["reference"]["autograded_max"])
+    assert float(rows["blank"]["autograded_score"]) == 0
+    assert rows["reference"]["status"] == rows["blank"]["status"] == "graded"
+
+
+def test_every_example_gets_its_expected_per_cell_scores(graded):
+    _, rows, _ = graded
+    expected = json.loads((EXAMPLES / "expected.json").read_text())
+    for student, cells in expected.items():
+        for cell, score in cells.items():
+            assert float(rows[student][cell]) == score, f"{student}: {cell} scored {rows[student][cell]}, expected {score}"
+
+
+def test_broken_submissions_get_zero_with_a_reason(graded):
+    _, rows, _ = graded
+    assert rows["zz_corrupt"]["status"].startswith("error: zz_corrupt.ipynb: not valid JSON")
+    assert "another assignment" in rows["zz_foreign"]["status"]
+    for student in ["zz_corrupt", "zz_foreign"]:
+        assert float(rows[student]["autograded_score"]) == 0
+
+
+def hidden_identifiers() -> set[str]:
+    """Private names (``_trace``, ``_EXPECTED``...) defined only in hidden test regions.
+
+    HTML feedback highlights code token by token, so whole lines never appear verbatim;
+    these identifiers would, if any hidden code were shown.
+    """
+    source = nbformat.read(cfg.SOURCE_NOTEBOOK, as_version=4)
+    names = set()
+    for cell in source.cells:
+        for region in re.findall(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", cell.source, re.S):
+            names.update(re.findall(r"\b_[A-Za-z][A-Za-z0-9_]{3,}\b", region))
+    return names
+
+
+def test_feedback_shows_no_hidden_test(graded):
+    _, rows, out = graded
+    names = hidden_identifiers()
+    assert len(names) > 10
+    for student in ["reference", "blank"]:
+        html = (out / "feedback" / f"{student}.html").read_text()
+        assert "BEGIN HIDDEN TESTS" not in html
+        leaked = sorted(name for name in names if re.search(rf"(?<![\w]){name}(?![\w])", html))
+        assert not leaked, f"{student}'s feedback shows hidden test code: {leaked[:5]}"
+
+
+def test_source_notebook_passes_nbgrader_validate():
+    # nbgrader validate exits 0 even on failure: read its result instead
+    results = Validator().validate(str(cfg.SOURCE_NOTEBOOK))
+    assert "failed" not in results and "type_changed" not in results, results

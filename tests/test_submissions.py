@@ -1,0 +1,67 @@
+"""Finding submissions and recognising notebooks that cannot be graded (no kernel needed)."""
+from __future__ import annotations
+
+import shutil
+
+import nbformat
+import pytest
+
+import course_config as cfg
+from autograder.submissions import SubmissionsError, expected_grade_ids, find_submissions, notebook_problem
+
+IDS = expected_grade_ids()
+
+
+def write(path, text: str | bytes):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+@pytest.mark.parametrize("content, reason", [
+    ('{"cells": [', "not valid JSON (line 1"),
+    (b'{"cells": "\xff\xfe"}', "not UTF-8"),
+    ('{"hello": 1}', "not a Jupyter notebook"),
+])
+def test_unreadable_notebooks_get_a_reason(tmp_path, content, reason):
+    assert reason in notebook_problem(write(tmp_path / "alice.ipynb", content), IDS)
+
+
+def test_foreign_notebook_is_recognised(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('week 3')")])
+    nbformat.write(nb, tmp_path / "bob.ipynb")
+    assert "no graded cell of w4_optimization" in notebook_problem(tmp_path / "bob.ipynb", IDS)
+
+
+def test_duplicated_grade_ids_are_recognised(tmp_path):
+    nb = nbformat.read(cfg.RELEASE_NOTEBOOK, as_version=4)
+    graded = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade"))
+    copy = nbformat.from_dict(dict(graded))
+    copy["id"] = "duplicate-cell"
+    nb.cells.append(copy)
+    nbformat.write(nb, tmp_path / "carol.ipynb")
+    assert "more than once" in notebook_problem(tmp_path / "carol.ipynb", IDS)
+
+
+def test_the_release_itself_is_gradable():
+    assert notebook_problem(cfg.RELEASE_NOTEBOOK, IDS) is None
+
+
+def test_both_layouts_are_found(tmp_path):
+    flat = tmp_path / "flat"
+    shutil.copy(cfg.RELEASE_NOTEBOOK, write(flat / "alice.ipynb", ""))
+    assert [(s.student_id, s.problem) for s in find_submissions(flat)] == [("alice", None)]
+    tree = tmp_path / "submitted"
+    target = tree / "bob" / cfg.ASSIGNMENT_ID / f"{cfg.NOTEBOOK_NAME}.ipynb"
+    shutil.copy(cfg.RELEASE_NOTEBOOK, write(target, ""))
+    assert [s.student_id for s in find_submissions(tree)] == ["bob"]
+
+
+def test_folder_problems_are_errors_with_the_path(tmp_path):
+    with pytest.raises(SubmissionsError, match="not a folder"):
+        find_submissions(tmp_path / "missing")
+    with pytest.raises(SubmissionsError, match="no submissions found"):
+        find_submissions(tmp_path)
+    write(tmp_path / "bad id!.ipynb", "{}")
+    with pytest.raises(SubmissionsError, match="not a usable student id"):
+        find_submissions(tmp_path)
