@@ -49,10 +49,17 @@ SUBSET_TRAIN_PER_CLASS: Final[int] = 500  # 5,000 training images: enough to con
 SUBSET_TEST_PER_CLASS: Final[int] = 100  # 1,000 test images: accuracy resolution of 0.1 %
 
 # --- Grading -------------------------------------------------------------------------
-CELL_TIMEOUT_S: Final[int] = 120  # one cell; the slowest test cell takes about 10 s on 2 cores
+CELL_TIMEOUT_S: Final[int] = 60  # one cell; the slowest test cell takes about 2 s on 2 cores
 SUBMISSION_TIMEOUT_S: Final[int] = 600  # a whole notebook, all cells
 # "auto": the kernel uses CUDA when torch.cuda.is_available(), the CPU otherwise. "cpu"
 # hides GPUs from the kernel (CUDA_VISIBLE_DEVICES=""), for reproducing a CPU grade.
 DEVICE_POLICY: Final[str] = "auto"
+# Untrusted code: "auto" sandboxes each kernel when the grader runs as root on Linux (own
+# user, no network, hidden files, limits; see autograder/sandbox.py), "require" refuses to
+# grade without it, "off" runs kernels as the grader's user (a trusted machine only).
+SANDBOX: Final[str] = "auto"
+SANDBOX_UID_BASE: Final[int] = 61000  # kernel user of worker slot k is SANDBOX_UID_BASE + k
+KERNEL_MEMORY_MB: Final[int] = 3072  # a kernel with torch and the MNIST subset peaks near 1 GB
+KERNEL_MAX_PROCESSES: Final[int] = 256  # threads count too; a fork bomb stops here
 CALIBRATION_SEEDS: Final[int] = 20  # seeds the reference runs through each convergence test
 CALIBRATION_DIR: Final[Path] = ROOT / "autograder" / "calibration"

@@ -1,7 +1,7 @@
 """Command line of the week-4 autograder: a thin layer over the library.
 
     python -m autograder release [--check]       build release/ from source/ (and verify it)
-    python -m autograder grade SUBMISSIONS --out DIR
+    python -m autograder grade SUBMISSIONS --out DIR [--workers N] [--shard i/N]
     python -m autograder demo [--out DIR]        release, then grade examples/submissions
     python -m autograder calibrate [--seeds K]   convergence thresholds over K seeds
     python -m autograder make-data [--check]     the MNIST subset shipped with the notebook
@@ -35,7 +35,12 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from autograder.grade import grade, graded_cells
     from autograder.report import summary_table
 
-    rows = grade(Path(args.submissions), Path(args.out))
+    shard = None
+    if args.shard:
+        from autograder.shards import parse_shard
+
+        shard = parse_shard(args.shard)
+    rows = grade(Path(args.submissions), Path(args.out), workers=args.workers, shard=shard, progress=True)
     print(summary_table(rows, graded_cells()[0]))
     print(f"\ngrades: {Path(args.out) / 'grades.csv'}   feedback: {Path(args.out) / 'feedback'}/")
     return 0
@@ -84,6 +89,8 @@ def parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g.add_argument("submissions", help="nbgrader submitted/ tree or folder of <student>.ipynb")
     g.add_argument("--out", required=True, help="output folder (grades.csv, feedback/, .course/)")
+    g.add_argument("--workers", type=int, default=1, help="submissions graded in parallel")
+    g.add_argument("--shard", metavar="i/N", help="grade only the i-th of N deterministic slices (0-based)")
     g.set_defaults(run=cmd_grade)
 
     d = sub.add_parser("demo", help="release, then grade the example submissions",

@@ -18,7 +18,7 @@ from autograder.preprocessors import AssignPoints, RedactTestTracebacks, StripHi
 
 def nbgrader_config(course_root: Path | None = None) -> Config:
     """nbgrader settings for a course directory at ``course_root`` (default: the repository)."""
-    from nbgrader.converters import GenerateAssignment
+    from nbgrader.converters import GenerateAssignment  # imported late: nbgrader is slow to import
 
     root = Path(course_root or cfg.ROOT)
     c = Config()
@@ -30,6 +30,13 @@ def nbgrader_config(course_root: Path | None = None) -> Config:
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
     c.GenerateAssignment.preprocessors = [AssignPoints, *GenerateAssignment.class_traits()["preprocessors"].default()]
     c.GenerateFeedback.preprocessors = [GetGrades, StripHiddenTests, RedactTestTracebacks, CSSHTMLHeaderPreprocessor]
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import Execute
+
+    from autograder.execute import GuardedExecute
+
+    c.Autograde.autograde_preprocessors = [
+        GuardedExecute if step is Execute else step for step in Autograde.class_traits()["autograde_preprocessors"].default()]
     c.Execute.timeout = cfg.CELL_TIMEOUT_S
     c.ExecutePreprocessor.timeout = cfg.CELL_TIMEOUT_S
     c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
