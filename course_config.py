@@ -48,6 +48,12 @@ SUBSET_SEED: Final[int] = 4  # the draw of the subset; change it and the checksu
 SUBSET_TRAIN_PER_CLASS: Final[int] = 500  # 5,000 training images: enough to converge in 1-2 s
 SUBSET_TEST_PER_CLASS: Final[int] = 100  # 1,000 test images: accuracy resolution of 0.1 %
 
+# --- Collecting -----------------------------------------------------------------------
+# File names in an LMS .zip export (nbgrader zip_collect's named_regexp): must give
+# student_id, may give timestamp (the latest attempt wins). Default: nbgrader's documented
+# example, "<course>_<student>_attempt_<timestamp>_<file>.ipynb".
+ZIP_FILENAME_REGEXP: Final[str] = r".*_(?P<student_id>\w+)_attempt_(?P<timestamp>[0-9\-]+)_(?P<file_id>\w+)"
+
 # --- Grading -------------------------------------------------------------------------
 CELL_TIMEOUT_S: Final[int] = 60  # one cell; the slowest test cell takes about 2 s on 2 cores
 SUBMISSION_TIMEOUT_S: Final[int] = 600  # a whole notebook, all cells

@@ -2,7 +2,11 @@
 
     python -m autograder release [--check]       build release/ from source/ (and verify it)
     python -m autograder grade SUBMISSIONS --out DIR [--workers N] [--shard i/N]
+    python -m autograder merge SHARD_DIR... --out DIR   combine the outputs of sharded runs
+    python -m autograder gradescope-zip [--out FILE]     the Gradescope autograder zip
     python -m autograder demo [--out DIR]        release, then grade examples/submissions
+    python -m autograder check NOTEBOOK          for students: visible tests, before submitting
+    python -m autograder selftest                reference, blank and mutants graded as expected?
     python -m autograder calibrate [--seeds K]   convergence thresholds over K seeds
     python -m autograder make-data [--check]     the MNIST subset shipped with the notebook
 """
@@ -40,9 +44,30 @@ def cmd_grade(args: argparse.Namespace) -> int:
         from autograder.shards import parse_shard
 
         shard = parse_shard(args.shard)
-    rows = grade(Path(args.submissions), Path(args.out), workers=args.workers, shard=shard, progress=True)
+    from autograder.class_report import write_class_report
+
+    out = Path(args.out)
+    rows = grade(Path(args.submissions), out, workers=args.workers, shard=shard, progress=True)
     print(summary_table(rows, graded_cells()[0]))
-    print(f"\ngrades: {Path(args.out) / 'grades.csv'}   feedback: {Path(args.out) / 'feedback'}/")
+    png, table = write_class_report(out / "grades.csv", out)
+    print(f"\ngrades: {out / 'grades.csv'}   feedback: {out / 'feedback'}/   class report: {table}, {png}")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from autograder.class_report import write_class_report
+    from autograder.shards import merge
+
+    path = merge([Path(s) for s in args.shards], Path(args.out))
+    write_class_report(path, Path(args.out))
+    print(f"merged {len(args.shards)} shard(s) into {path}")
+    return 0
+
+
+def cmd_gradescope_zip(args: argparse.Namespace) -> int:
+    from autograder.gradescope import build_zip
+
+    print(f"Gradescope autograder: {build_zip(Path(args.out))}")
     return 0
 
 
@@ -63,6 +88,22 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print(calibrate.format_report(report))
     print(f"written to {path.relative_to(cfg.ROOT)}")
     return 0 if report["all_passed"] else 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from autograder.check import check, format_verdicts
+
+    items = check(Path(args.notebook))
+    print(format_verdicts(items))
+    return 0 if all(v.ok for v in items if v.kind == "test") else 1
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from autograder.selftest import run_selftest
+
+    ok, report = run_selftest(seeds=args.seeds, workers=args.workers)
+    print(report)
+    return 0 if ok else 1
 
 
 def cmd_make_data(args: argparse.Namespace) -> int:
@@ -87,11 +128,21 @@ def parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("grade", help="autograde submissions, write grades.csv and feedback",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    g.add_argument("submissions", help="nbgrader submitted/ tree or folder of <student>.ipynb")
+    g.add_argument("submissions", help="nbgrader submitted/ tree, folder of <student>.ipynb, or an LMS .zip export")
     g.add_argument("--out", required=True, help="output folder (grades.csv, feedback/, .course/)")
     g.add_argument("--workers", type=int, default=1, help="submissions graded in parallel")
     g.add_argument("--shard", metavar="i/N", help="grade only the i-th of N deterministic slices (0-based)")
     g.set_defaults(run=cmd_grade)
+
+    mg = sub.add_parser("merge", help="combine the grades.csv and feedback of sharded grading runs")
+    mg.add_argument("shards", nargs="+", help="the --out folders of the shard runs")
+    mg.add_argument("--out", required=True, help="folder for the merged grades.csv, feedback and report")
+    mg.set_defaults(run=cmd_merge)
+
+    gz = sub.add_parser("gradescope-zip", help="build the Gradescope autograder zip (setup.sh, run_autograder)",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    gz.add_argument("--out", default="out/gradescope.zip", help="where to write the zip")
+    gz.set_defaults(run=cmd_gradescope_zip)
 
     d = sub.add_parser("demo", help="release, then grade the example submissions",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -102,6 +153,16 @@ def parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     c.add_argument("--seeds", type=int, default=cfg.CALIBRATION_SEEDS, help="number of seeds")
     c.set_defaults(run=cmd_calibrate)
+
+    ck = sub.add_parser("check", help="run a notebook's visible tests in a fresh kernel (for students)")
+    ck.add_argument("notebook", help="the notebook to check")
+    ck.set_defaults(run=cmd_check)
+
+    st = sub.add_parser("selftest", help="grade reference, blank and mutants; calibrate; exit 1 on a surprise",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    st.add_argument("--seeds", type=int, default=cfg.CALIBRATION_SEEDS, help="calibration seeds")
+    st.add_argument("--workers", type=int, default=2, help="submissions graded in parallel")
+    st.set_defaults(run=cmd_selftest)
 
     m = sub.add_parser("make-data", help="write (or --check) the MNIST subset")
     m.add_argument("--check", action="store_true", help="verify checksums, write nothing")

@@ -279,14 +279,20 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
     Returns one row per submission; writes ``out/grades.csv`` after each one and
     ``out/feedback/<student>.html``. Submissions graded before by the same grader are reused.
     """
+    out = Path(out)
+    source = Path(submissions_folder)
+    if source.is_file() and source.suffix == ".zip":
+        from autograder.submissions import extract_zip
+
+        submissions_folder = extract_zip(source, out / ".course" / "unzipped")
     submissions = find_submissions(submissions_folder)
     if shard is not None:
         from autograder.shards import select_shard
 
         submissions = select_shard(submissions, *shard)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    grader = Grader(out, workers=workers, cell_timeout=cell_timeout, hide=[Path(submissions_folder).resolve()])
+    grader = Grader(out, workers=workers, cell_timeout=cell_timeout, hide=[source.resolve().parent if source.is_file()
+                                                                          else source.resolve()])
     log.info("%s; kernels on %s", grader.isolation, grader.device)
     rows = {}
     todo = []

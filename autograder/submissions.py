@@ -1,7 +1,9 @@
 """Find the submissions in a folder and check that each is a notebook of this assignment.
 
-Two layouts are accepted: nbgrader's ``submitted/`` tree
-(``<student>/<assignment>/<notebook>.ipynb``) and a flat folder of ``<student>.ipynb`` files.
+Three inputs are accepted: nbgrader's ``submitted/`` tree
+(``<student>/<assignment>/<notebook>.ipynb``), a flat folder of ``<student>.ipynb`` files, and
+a .zip of notebooks as a learning-management system exports it, whose file names carry the
+student id (nbgrader's ``zip_collect`` conventions, ``course_config.ZIP_FILENAME_REGEXP``).
 A file that is not a readable notebook of this assignment is not an exception: it becomes a
 submission with a ``problem`` that the grader records as a zero with that reason.
 """
@@ -9,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,11 +70,57 @@ def notebook_problem(path: Path, expected_ids: set[str]) -> str | None:
     return None
 
 
+def safe_student_id(raw: str) -> str:
+    """A usable id made from ``raw`` (for the row of a file whose name is not one)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", raw).strip("._-")[:64] or "unnamed"
+
+
+def extract_zip(archive: Path, destination: Path) -> Path:
+    """Unpack the notebooks of an LMS export into ``destination`` as ``<student>.ipynb``.
+
+    Student ids come from the file names through nbgrader's ``FileNameCollectorPlugin`` and
+    ``course_config.ZIP_FILENAME_REGEXP``; with several attempts, the latest (by the
+    ``timestamp`` group, else by name) wins. Members are read by name, never extracted by
+    path, so an archive cannot write outside ``destination``. A file whose name does not
+    match keeps its name and is graded 0 with the reason.
+    """
+    from nbgrader.plugins.zipcollect import FileNameCollectorPlugin
+
+    collector = FileNameCollectorPlugin(named_regexp=cfg.ZIP_FILENAME_REGEXP)
+    try:
+        members = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise SubmissionsError(f"{archive}: not a readable zip archive ({error})") from error
+    if destination.exists():
+        shutil.rmtree(destination)
+    destination.mkdir(parents=True)
+    chosen: dict[str, tuple[str, zipfile.ZipInfo]] = {}
+    with members:
+        for info in members.infolist():
+            name = Path(info.filename).name
+            if info.is_dir() or not name.endswith(".ipynb") or info.filename.startswith("__MACOSX"):
+                continue
+            found = collector.collect(name)
+            student = found["student_id"] if found and STUDENT_ID.match(found["student_id"]) else None
+            key = student or f"{UNMATCHED}{safe_student_id(Path(name).stem)}"
+            order = (found or {}).get("timestamp") or name
+            if key not in chosen or order > chosen[key][0]:
+                chosen[key] = (order, info)
+        for key, (_, info) in chosen.items():
+            (destination / f"{key}.ipynb").write_bytes(members.read(info))
+    if not chosen:
+        raise SubmissionsError(f"{archive}: holds no .ipynb file")
+    return destination
+
+
+UNMATCHED = "unmatched-"  # prefix of the rows of zip members whose name carries no student id
+
+
 def find_submissions(folder: Path) -> list[Submission]:
     """Submissions under ``folder``, sorted by student id, each checked for problems."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise SubmissionsError(f"{folder}: not a folder of submissions")
+        raise SubmissionsError(f"{folder}: not a folder of submissions (or a .zip export)")
     nested = sorted(folder.glob(f"*/{cfg.ASSIGNMENT_ID}/{cfg.NOTEBOOK_NAME}.ipynb"))
     flat = sorted(p for p in folder.glob("*.ipynb") if p.is_file())
     if nested and flat:
@@ -83,7 +133,13 @@ def find_submissions(folder: Path) -> list[Submission]:
     expected = expected_grade_ids()
     submissions = []
     for student_id, path in found:
-        if not STUDENT_ID.match(student_id):
-            raise SubmissionsError(f"{path}: '{student_id}' is not a usable student id (letters, digits, '.', '_', '-')")
-        submissions.append(Submission(student_id, path, notebook_problem(path, expected)))
+        if student_id.startswith(UNMATCHED):
+            problem = (f"{path.name}: the file name does not match course_config.ZIP_FILENAME_REGEXP, "
+                       "so the student is unknown")
+        elif not STUDENT_ID.match(student_id):
+            problem = f"{path.name}: '{student_id}' is not a usable student id (letters, digits, '.', '_', '-')"
+            student_id = safe_student_id(student_id)
+        else:
+            problem = notebook_problem(path, expected)
+        submissions.append(Submission(student_id, path, problem))
     return submissions

@@ -7,7 +7,8 @@ import nbformat
 import pytest
 
 import course_config as cfg
-from autograder.submissions import SubmissionsError, expected_grade_ids, find_submissions, notebook_problem
+from autograder.submissions import (SubmissionsError, expected_grade_ids, extract_zip, find_submissions,
+                                    notebook_problem)
 
 IDS = expected_grade_ids()
 
@@ -62,6 +63,43 @@ def test_folder_problems_are_errors_with_the_path(tmp_path):
         find_submissions(tmp_path / "missing")
     with pytest.raises(SubmissionsError, match="no submissions found"):
         find_submissions(tmp_path)
-    write(tmp_path / "bad id!.ipynb", "{}")
-    with pytest.raises(SubmissionsError, match="not a usable student id"):
-        find_submissions(tmp_path)
+
+
+def test_a_file_name_that_is_no_student_id_becomes_a_row_with_a_reason(tmp_path):
+    shutil.copy(cfg.RELEASE_NOTEBOOK, write(tmp_path / "bad id!.ipynb", ""))
+    [submission] = find_submissions(tmp_path)
+    assert submission.student_id == "bad_id" and "not a usable student id" in submission.problem
+
+
+def lms_zip(path, members: dict[str, bytes]):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return path
+
+
+def test_zip_export_maps_file_names_to_students_and_keeps_the_latest_attempt(tmp_path):
+    release = cfg.RELEASE_NOTEBOOK.read_bytes()
+    archive = lms_zip(tmp_path / "export.zip", {
+        "w4_alice_attempt_2026-11-20-10-00-00_W4_Tutorial1.ipynb": b"old",
+        "w4_alice_attempt_2026-11-21-09-00-00_W4_Tutorial1.ipynb": release,
+        "sub/w4_bob_attempt_2026-11-20-12-00-00_W4_Tutorial1.ipynb": release,
+        "../../evil_attempt_2026-11-20-12-00-00_x.ipynb": release,
+        "notes.txt": b"ignored",
+        "somebody.ipynb": release,
+    })
+    folder = extract_zip(archive, tmp_path / "unzipped")
+    rows = {s.student_id: s for s in find_submissions(folder)}
+    assert rows["alice"].problem is None and rows["alice"].path.read_bytes() == release
+    assert rows["bob"].problem is None
+    assert any("evil" in k for k in rows) and not (tmp_path / "evil_attempt_2026-11-20-12-00-00_x.ipynb").exists()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{k}.ipynb" for k in rows)
+    assert "does not match course_config.ZIP_FILENAME_REGEXP" in rows["unmatched-somebody"].problem
+
+
+def test_a_broken_zip_is_an_error_naming_it(tmp_path):
+    (tmp_path / "export.zip").write_bytes(b"PK not really")
+    with pytest.raises(SubmissionsError, match="export.zip: not a readable zip"):
+        extract_zip(tmp_path / "export.zip", tmp_path / "unzipped")

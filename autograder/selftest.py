@@ -1,0 +1,99 @@
+"""Prove the autograder right after an edit of the source notebook.
+
+Grades, in one run, the reference solution (full marks expected), the blank release (zero)
+and the corpus of wrong submissions in ``tests/mutants/`` (each labelled in ``expected.json``
+with the test cells it must lose and those it must keep), then re-runs the convergence tests
+of the reference over ``course_config.CALIBRATION_SEEDS`` seeds on this device. Prints the
+discrimination table (submission x test cell: expected, got) and the calibration; any
+surprise makes it exit non-zero.
+
+    python -m autograder selftest [--seeds K] [--workers N]
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import course_config as cfg
+from autograder.grade import GradeRow, grade, graded_cells
+
+MUTANTS = cfg.ROOT / "tests" / "mutants"
+EXAMPLES = cfg.ROOT / "examples" / "submissions"
+
+
+@dataclass
+class Expectation:
+    name: str
+    lose: set[str]  # test cells that must score 0
+    keep: set[str]  # test cells that must keep full points
+    label: str
+
+
+def expectations(auto_ids: list[str]) -> list[Expectation]:
+    """Reference, blank and every mutant of ``tests/mutants/expected.json``."""
+    items = [Expectation("reference", set(), set(auto_ids), "the reference solution"),
+             Expectation("blank", set(auto_ids), set(), "the blank release")]
+    for name, entry in sorted(json.loads((MUTANTS / "expected.json").read_text()).items()):
+        items.append(Expectation(name, set(entry["must_lose"]), set(entry["must_keep"]), entry["mistake"]))
+    return items
+
+
+def surprises(expectation: Expectation, row: GradeRow) -> list[str]:
+    """What differs from the expectation, one line per cell; empty when all is as expected."""
+    found = []
+    if row.status != "graded":
+        return [f"{expectation.name}: not graded ({row.status})"]
+    for cell in sorted(expectation.lose):
+        if row.cells.get(cell):
+            found.append(f"{expectation.name}: {cell} scored {row.cells[cell]:g}, expected 0 ({expectation.label})")
+    for cell in sorted(expectation.keep):
+        if row.cells.get(cell) != cfg.POINTS[cell]:
+            found.append(f"{expectation.name}: {cell} scored {row.cells.get(cell)}, expected {cfg.POINTS[cell]} "
+                         f"(failed: {row.failed.get(cell, '?')})")
+    return found
+
+
+def discrimination_table(items: list[Expectation], rows: dict[str, GradeRow], auto_ids: list[str]) -> str:
+    """One line per submission; per test cell ``expected/got``, ``!`` marking a surprise."""
+    short = [cell.removeprefix("test_") for cell in auto_ids]
+    width = max(len(item.name) for item in items)
+    lines = [" " * width + "  " + "  ".join(f"{s[:14]:>14}" for s in short)]
+    for item in items:
+        row = rows[item.name]
+        cells = []
+        for cell in auto_ids:
+            expected = 0 if cell in item.lose else cfg.POINTS[cell] if cell in item.keep else None
+            got = row.cells.get(cell) or 0
+            mark = "!" if expected is not None and got != expected else " "
+            cells.append(f"{'' if expected is None else f'{expected:g}'}/{got:g}{mark}".rjust(14))
+        lines.append(f"{item.name:<{width}}  " + "  ".join(cells))
+    lines.append("each cell: expected/got points; ! marks a surprise")
+    return "\n".join(lines)
+
+
+def run_selftest(*, seeds: int = cfg.CALIBRATION_SEEDS, workers: int = 1, out: Path | None = None,
+                 calibration: bool = True) -> tuple[bool, str]:
+    """Grade the corpus and calibrate; return (all as expected, printable report)."""
+    from autograder import calibrate
+
+    auto_ids, _ = graded_cells()
+    items = expectations(auto_ids)
+    with tempfile.TemporaryDirectory(prefix="w4-selftest-") as tmp:
+        folder = Path(tmp) / "submissions"
+        folder.mkdir()
+        for item in items:
+            origin = EXAMPLES if item.name in ("reference", "blank") else MUTANTS
+            shutil.copy(origin / f"{item.name}.ipynb", folder / f"{item.name}.ipynb")
+        rows = {row.student_id: row for row in grade(folder, out or Path(tmp) / "out", workers=workers)}
+    problems = [line for item in items for line in surprises(item, rows[item.name])]
+    report = [f"selftest: {len(items)} submissions ({len(items) - 2} mutants)", discrimination_table(items, rows, auto_ids)]
+    if calibration:
+        result = calibrate.calibrate(seeds=seeds)
+        report.append(calibrate.format_report(result))
+        if not result["all_passed"]:
+            problems.append("the reference fails a convergence test for some seed")
+    report += [f"SURPRISE {line}" for line in problems] or ["no surprise: every mutant loses exactly where expected"]
+    return not problems, "\n".join(report)
