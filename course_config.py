@@ -54,6 +54,8 @@ SUBSET_TEST_PER_CLASS: Final[int] = 100  # 1,000 test images: accuracy resolutio
 # example, "<course>_<student>_attempt_<timestamp>_<file>.ipynb".
 ZIP_FILENAME_REGEXP: Final[str] = r".*_(?P<student_id>\w+)_attempt_(?P<timestamp>[0-9\-]+)_(?P<file_id>\w+)"
 
+MAX_SUBMISSION_MB: Final[int] = 50  # a notebook is ~0.2 MB; larger ones carry giant outputs
+
 # --- Grading -------------------------------------------------------------------------
 CELL_TIMEOUT_S: Final[int] = 60  # one cell; the slowest test cell takes about 2 s on 2 cores
 SUBMISSION_TIMEOUT_S: Final[int] = 600  # a whole notebook, all cells

@@ -44,6 +44,10 @@ def expected_grade_ids(source_notebook: Path = cfg.SOURCE_NOTEBOOK) -> set[str]:
 
 def notebook_problem(path: Path, expected_ids: set[str]) -> str | None:
     """Why ``path`` cannot be graded as this assignment's notebook, or None if it can."""
+    size = path.stat().st_size if path.exists() else 0
+    if size > cfg.MAX_SUBMISSION_MB * 10**6:
+        return (f"{path.name}: {size / 10**6:.0f} MB, over the {cfg.MAX_SUBMISSION_MB} MB limit "
+                "(clear the outputs before submitting)")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:

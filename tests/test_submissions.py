@@ -28,6 +28,13 @@ def test_unreadable_notebooks_get_a_reason(tmp_path, content, reason):
     assert reason in notebook_problem(write(tmp_path / "alice.ipynb", content), IDS)
 
 
+def test_a_giant_notebook_is_refused_before_parsing(tmp_path):
+    nb = nbformat.read(cfg.RELEASE_NOTEBOOK, as_version=4)
+    nb.cells[0].source += "x" * (cfg.MAX_SUBMISSION_MB * 10**6)
+    nbformat.write(nb, tmp_path / "dave.ipynb")
+    assert "over the" in notebook_problem(tmp_path / "dave.ipynb", IDS)
+
+
 def test_foreign_notebook_is_recognised(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('week 3')")])
     nbformat.write(nb, tmp_path / "bob.ipynb")
