@@ -1,0 +1,243 @@
+"""Draw the three figures that the week-4 notebook's markdown shows, into ``figures/``.
+
+``minibatch_size.png`` and ``batchnorm.png`` are made by the notebook's own experiment code
+(``batch_size_sweep``/``plot_batch_size_sweep`` and ``compare_batchnorm``/``plot_batchnorm_curves``,
+loaded with :func:`autograder.notebook_code.load_namespace`), run on all 60,000 official MNIST
+training images and the 10,000 test images, as the markdown says. ``momentum.png`` replaces the
+tutorial's web GIFs: trajectories of the notebook's ``momentum_update`` on an elongated quadratic
+bowl, for beta 0 (plain gradient descent), 0.9 and 0.99.
+
+    python -m autograder.figures            # all three into source/w4_optimization/figures (about 1 min on 2 CPU cores)
+    python -m autograder.figures --quick    # smoke run on the shipped subset, into out/figures-quick
+
+From Python: ``make_figures(out_dir, quick=False) -> [paths]``. The full run needs the official
+files in ``course_config.MNIST_ORIGINAL_DIR``; the sweep is timed (3 s per batch size), so its
+accuracies vary a little from run to run and from machine to machine.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+import course_config as cfg
+from autograder import data
+from autograder.notebook_code import load_namespace
+
+FIGURES_DIR = cfg.SOURCE_DIR / cfg.ASSIGNMENT_ID / "figures"  # the notebook's markdown links figures/*.png
+QUICK_OUT_DIR = cfg.ROOT / "out" / "figures-quick"  # out/ is git-ignored: smoke output never replaces the real figures
+MINIBATCH_PNG, BATCHNORM_PNG, MOMENTUM_PNG = "minibatch_size.png", "batchnorm.png", "momentum.png"
+DPI = 100  # labels stay readable at this size
+PALETTE_COLORS = 64  # a palette PNG is 3-4 times smaller than RGBA and looks the same for line plots
+BN_MODELS = ("Net", "BNShallowNet", "DeepNet", "BNDeepNet")  # the order of the tutorial's plot
+
+
+@dataclass(frozen=True)
+class ExperimentSettings:
+    """How big the two training experiments are."""
+
+    batch_sizes: tuple[int, ...]
+    seconds_per_size: float  # wall time per batch size in the sweep
+    bn_epochs: int
+    full_mnist: bool  # the official 60,000/10,000 images, or the subset shipped with the notebook
+
+
+# The notebook's markdown promises these numbers for the figures (its experiment cells use the same).
+FULL = ExperimentSettings(batch_sizes=(8, 16, 32, 64, 256, 512, 1024), seconds_per_size=3.0, bn_epochs=10, full_mnist=True)
+# About the notebook's grading-time version (2 epochs, not 1, so that the curves are lines): seconds.
+QUICK = ExperimentSettings(batch_sizes=(64, 512), seconds_per_size=0.05, bn_epochs=2, full_mnist=False)
+
+
+@dataclass(frozen=True)
+class Bowl:
+    """The quadratic f(w) = 0.5 * sum(curvatures * w**2) and the descent run on it."""
+
+    curvatures: tuple[float, float] = (1.0, 100.0)  # a ravine 10 times longer than wide (condition number 100)
+    start: tuple[float, float] = (-10.0, 1.0)
+    lr: float = 0.019  # lr * 100 = 1.9 < 2: plain descent zig-zags across the ravine but stays stable
+    steps: int = 100  # long enough for beta 0.9 to arrive while plain descent is still on its way
+    betas: tuple[float, float, float] = (0.0, 0.9, 0.99)  # one panel each; the fourth panel shows f
+
+
+# --- Full MNIST for the notebook's functions ---------------------------------------------------
+
+@contextlib.contextmanager
+def official_mnist_root(source: Path = cfg.MNIST_ORIGINAL_DIR) -> Iterator[Path]:
+    """Yield a temporary torchvision root holding the four official MNIST files, uncompressed.
+
+    Reads (and md5-checks) ``<source>/*.gz``; writes ``<root>/MNIST/raw/<stem>``, the layout that
+    ``torchvision.datasets.MNIST(root)`` loads only when all four files are there. The folder is
+    deleted when the block ends.
+    """
+    with tempfile.TemporaryDirectory(prefix="mnist-full-") as tmp:
+        root = Path(tmp)
+        raw = data.raw_dir(root)
+        raw.mkdir(parents=True)
+        for stem in data.OFFICIAL_MD5:
+            (raw / stem).write_bytes(data.write_idx(data.load_official(stem, source)))
+        yield root
+
+
+def use_mnist_root(namespace: dict[str, Any], root: Path) -> None:
+    """Point the notebook namespace at ``root`` and reload its data with its own ``load_mnist``.
+
+    Changes ``DATA_ROOT``, ``train_images``, ``train_labels``, ``test_images`` and ``test_labels``
+    in ``namespace``: the notebook's functions read those globals when they are called.
+    """
+    namespace["DATA_ROOT"] = str(root)
+    namespace["train_images"], namespace["train_labels"] = namespace["load_mnist"](train=True)
+    namespace["test_images"], namespace["test_labels"] = namespace["load_mnist"](train=False)
+
+
+@contextlib.contextmanager
+def experiment_data(namespace: dict[str, Any], full_mnist: bool) -> Iterator[Path]:
+    """Within the block, ``namespace`` holds the full official MNIST (or keeps the shipped subset).
+
+    Yields the torchvision root that the namespace's data came from.
+    """
+    if not full_mnist:
+        yield cfg.DATA_DIR  # load_namespace already loaded it
+        return
+    with official_mnist_root() as root:
+        use_mnist_root(namespace, root)
+        yield root
+
+
+# --- The three figures -------------------------------------------------------------------------
+
+def save(fig: Any, path: Path) -> Path:
+    """Write ``fig`` as a palette PNG at ``DPI`` and close it; return ``path``."""
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    image = Image.open(buffer).convert("RGB").quantize(colors=PALETTE_COLORS, method=Image.Quantize.MEDIANCUT)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format="png", optimize=True)  # PIL writes no timestamp: same pixels, same bytes
+    return path
+
+
+def minibatch_figure(namespace: dict[str, Any], settings: ExperimentSettings) -> Any:
+    """Run the notebook's batch-size sweep on the namespace's data; return its plot (a Figure)."""
+    batch_sizes = list(settings.batch_sizes)
+    accuracies, epochs = namespace["batch_size_sweep"](batch_sizes, settings.seconds_per_size)
+    for b, a, e in zip(batch_sizes, accuracies, epochs):
+        print(f"batch size {b:5d}: {e:3d} epochs, test accuracy {100 * a:.1f} %")
+    return namespace["plot_batch_size_sweep"](batch_sizes, accuracies)
+
+
+def batchnorm_figure(namespace: dict[str, Any], settings: ExperimentSettings) -> Any:
+    """Train the four networks with the notebook's ``compare_batchnorm``; return its plot."""
+    curves = namespace["compare_batchnorm"]([namespace[name] for name in BN_MODELS], epochs=settings.bn_epochs)
+    for name, (train_losses, test_losses) in curves.items():
+        print(f"{name:13s} final train loss {train_losses[-1]:.3f}, test loss {test_losses[-1]:.3f}")
+    return namespace["plot_batchnorm_curves"](curves)
+
+
+def descent_path(momentum_update: Callable, bowl: Bowl, beta: float) -> np.ndarray:
+    """Points visited on ``bowl`` by ``momentum_update`` (the notebook's rule) with ``beta``.
+
+    Returns an array of shape ``(bowl.steps + 1, 2)``, the start included; the momentum buffer
+    starts at zero, so beta = 0 is plain gradient descent.
+    """
+    import torch
+
+    curvatures = torch.tensor(bowl.curvatures, dtype=torch.float64)
+    w = torch.tensor(bowl.start, dtype=torch.float64)
+    m = torch.zeros_like(w)
+    path = [w]
+    for _ in range(bowl.steps):
+        w, m = momentum_update(w, curvatures * w, m, bowl.lr, beta)  # grad of 0.5*sum(c*w^2) is c*w
+        path.append(w)
+    return torch.stack(path).numpy()
+
+
+def bowl_value(bowl: Bowl, points: np.ndarray) -> np.ndarray:
+    """f at each point (the last axis holds the two coordinates)."""
+    return 0.5 * (np.asarray(bowl.curvatures) * points**2).sum(axis=-1)
+
+
+def momentum_figure(momentum_update: Callable, bowl: Bowl = Bowl()) -> Any:
+    """Contour plot of ``bowl`` with one descent path per beta, and f against the step."""
+    import matplotlib.pyplot as plt
+
+    paths = {beta: descent_path(momentum_update, bowl, beta) for beta in bowl.betas}
+    x0, y0 = abs(bowl.start[0]) * 1.15, abs(bowl.start[1]) * 1.6
+    grid = np.stack(np.meshgrid(np.linspace(-x0, x0, 300), np.linspace(-y0, y0, 200)), axis=-1)
+    levels = bowl_value(bowl, np.asarray(bowl.start)) * np.geomspace(1e-3, 1.5, 9)
+    colors = dict(zip(bowl.betas, ["tab:blue", "tab:orange", "tab:purple"]))
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.4))
+    for ax, beta in zip(axes.flat, bowl.betas):
+        path = paths[beta]
+        ax.contour(grid[..., 0], grid[..., 1], bowl_value(bowl, grid), levels=levels, colors="0.75", linewidths=0.8)
+        ax.plot(path[:, 0], path[:, 1], marker=".", markersize=3, linewidth=0.9, color=colors[beta])
+        ax.plot(*bowl.start, marker="o", color="black")
+        ax.plot(0, 0, marker="*", markersize=12, color="tab:red")
+        label = "plain gradient descent (beta = 0)" if beta == 0 else f"momentum, beta = {beta}"
+        ax.set_title(f"{label}: f = {bowl_value(bowl, path[-1]):.2g} after {bowl.steps} steps", fontsize=10)
+        ax.set_xlim(-x0, x0)
+        ax.set_ylim(-y0, y0)
+        ax.set_xlabel(f"$w_1$ (curvature {bowl.curvatures[0]:g})")
+        ax.set_ylabel(f"$w_2$ (curvature {bowl.curvatures[1]:g})")
+    ax_loss = axes.flat[len(bowl.betas)]
+    for beta, path in paths.items():
+        ax_loss.plot(bowl_value(bowl, path), label=f"beta = {beta}", color=colors[beta])
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("f(w)")
+    ax_loss.set_title(f"loss against step, learning rate {bowl.lr}", fontsize=10)
+    ax_loss.legend()
+    c1, c2 = bowl.curvatures
+    fig.suptitle(f"f(w) = ({c1:g} w$_1^2$ + {c2:g} w$_2^2$) / 2, start at the black dot, minimum at the red star", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def make_figures(out_dir: Path = FIGURES_DIR, quick: bool = False) -> list[Path]:
+    """Run the experiments and write the three PNGs into ``out_dir``; return their paths.
+
+    ``quick`` runs the notebook's grading-time sizes on the shipped subset (seconds, for tests);
+    it refuses to write into ``FIGURES_DIR``, which holds the figures students see.
+    """
+    out_dir = Path(out_dir)
+    if quick and out_dir.resolve() == FIGURES_DIR.resolve():
+        raise ValueError(f"{out_dir}: quick figures are smoke-test output; give another out_dir (e.g. {QUICK_OUT_DIR})")
+    settings = QUICK if quick else FULL
+    namespace = load_namespace()
+    with experiment_data(namespace, settings.full_mnist):
+        paths = [save(minibatch_figure(namespace, settings), out_dir / MINIBATCH_PNG),
+                 save(batchnorm_figure(namespace, settings), out_dir / BATCHNORM_PNG)]
+    paths.append(save(momentum_figure(namespace["momentum_update"]), out_dir / MOMENTUM_PNG))
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``python -m autograder.figures [--quick] [--out DIR]``; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m autograder.figures", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run on the shipped subset (a few seconds)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"output folder (default: {FIGURES_DIR.relative_to(cfg.ROOT)}, "
+                             f"or {QUICK_OUT_DIR.relative_to(cfg.ROOT)} with --quick)")
+    args = parser.parse_args(argv)
+    out_dir = args.out or (QUICK_OUT_DIR if args.quick else FIGURES_DIR)
+    try:
+        paths = make_figures(out_dir, quick=args.quick)
+    except (data.DataError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(f"{path} ({path.stat().st_size / 1000:.0f} kB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
