@@ -32,6 +32,15 @@ from autograder import guard
 NOTE_PREFIX = "[grader] "  # output lines the grader adds to a cell (repairs, limits)
 
 
+def out_of_memory(cell: NotebookNode) -> bool:
+    """The cell failed to allocate memory (Python's MemoryError or PyTorch's allocator)."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error" and (
+                output.get("ename") == "MemoryError" or "Cannot allocate memory" in output.get("evalue", "")):
+            return True
+    return False
+
+
 class KernelLost(Exception):
     """The kernel died or stopped answering while running cell ``index``."""
 
@@ -103,10 +112,16 @@ class GuardedExecute(Execute):
                 self._run_once(attempt, resources, km, skipped)
                 return self.nb, self.resources
             except KernelLost as lost:
-                self.log.warning("cell %d: %s; running the notebook again without it", lost.index, lost.reason)
-                skipped[lost.index] = lost.reason
-                if self.cleanup_command:
-                    subprocess.run(self.cleanup_command, capture_output=True)
+                if lost.index >= 0 and not utils.is_locked(pristine.cells[lost.index]):
+                    self.log.warning("cell %d: %s; running the notebook again without it", lost.index, lost.reason)
+                    skipped[lost.index] = lost.reason
+                else:  # the notebook's own code is never skipped: what broke it was left over, retry
+                    self.log.warning("cell %d (locked): %s; retrying in a fresh kernel", lost.index, lost.reason)
+                    time.sleep(1)
+            except RuntimeError as error:  # a kernel that does not start (a fork bomb's leftovers)
+                self.log.warning("the kernel did not start (%s); trying a fresh one", error)
+            if self.cleanup_command:
+                subprocess.run(self.cleanup_command, capture_output=True)
         # too many bad cells: keep what the last attempt produced, mark the rest
         for index, cell in enumerate(attempt.cells):
             if cell.cell_type == "code" and not cell.get("outputs"):
@@ -149,6 +164,9 @@ class GuardedExecute(Execute):
             raise KernelLost(index, "the kernel died while running this cell (exit, crash or memory limit)") from error
         except CellTimeoutError as error:  # no reply even after the interrupt
             raise KernelLost(index, f"the cell ran past its {self.timeout} s limit and ignored the interrupt") from error
+        if not is_locked_code(cell) and not utils.is_grade(cell) and out_of_memory(cell):
+            # the memory it holds would starve every later cell: drop the cell, not the notebook
+            raise KernelLost(index, "the cell ran out of memory")
         timed_out = any(o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError" for o in cell.outputs)
         if timed_out:
             try:

@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -100,9 +101,18 @@ def remove_cgroup(name: str) -> None:
             pass  # a process still exiting; the next run's cleanup removes it
 
 
-def kill_user(uid: int) -> None:
-    """Kill every process of the sandbox user (a fork bomb's leftovers)."""
-    subprocess.run(["pkill", "-9", "-U", str(uid)], capture_output=True)
+def kill_user(uid: int, patience_s: float = 10.0) -> None:
+    """Kill every process of the sandbox user (a fork bomb's leftovers), until none is left.
+
+    One ``pkill`` pass can miss children forked while it scans, so it repeats until
+    ``pgrep`` finds nothing.
+    """
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        subprocess.run(["pkill", "-9", "-U", str(uid)], capture_output=True)
+        if subprocess.run(["pgrep", "-U", str(uid)], capture_output=True).returncode != 0:
+            return
+        time.sleep(0.05)
 
 
 def write_kernelspec(folder: Path, config_path: Path) -> Path:
@@ -127,6 +137,23 @@ def _mount(*args: str) -> None:
 
 def _connection_file(argv: list[str]) -> int:
     return argv.index("-f") + 1
+
+
+# the only variables a kernel inherits: the grader's own environment (tokens, paths) stays out
+INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
+             "NVIDIA_DRIVER_CAPABILITIES", "LD_LIBRARY_PATH", "NBGRADER_EXECUTION", "NBGRADER_VALIDATING",
+             "MPLBACKEND", "JPY_PARENT_PID")
+
+
+def kernel_environment(config: SandboxConfig) -> dict[str, str]:
+    """The kernel's environment: an allowlist, with every cache and temp path in the scratch folder."""
+    env = {k: v for k, v in os.environ.items() if k in INHERITED}
+    cache = SCRATCH / ".cache"
+    env.update({"HOME": str(SCRATCH), "TMPDIR": str(SCRATCH), "USER": "student", "LOGNAME": "student",
+                "XDG_CACHE_HOME": str(cache), "MPLCONFIGDIR": str(cache / "matplotlib"),
+                "TORCHINDUCTOR_CACHE_DIR": str(cache / "torchinductor"), "PYTHONDONTWRITEBYTECODE": "1",
+                **config.env})
+    return env
 
 
 def stage1(config_path: Path, kernel_argv: list[str]) -> None:
@@ -171,9 +198,10 @@ def stage2(config_path: Path, kernel_argv: list[str]) -> None:
         os.chown(path, config.uid, config.gid)
     _mount("-t", "tmpfs", "-o", "mode=0755,size=1m", "tmpfs", "/run")  # drop the staging copies
     kernel_argv[index] = str(SCRATCH / "kernel.json")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONPATH", "JUPYTER", "SUDO"))}
-    env.update({"HOME": str(SCRATCH), "TMPDIR": str(SCRATCH), "MPLCONFIGDIR": str(SCRATCH / ".matplotlib"),
-                "USER": "student", **config.env})
+    for hidden in ["/tmp", *config.hide]:
+        if Path(hidden).is_dir() and not os.path.ismount(hidden):
+            raise RuntimeError(f"sandbox: {hidden} is not hidden; refusing to start the kernel")
+    env = kernel_environment(config)
     os.chdir(SCRATCH)
     os.execvpe("setpriv", [
         "setpriv", f"--reuid={config.uid}", f"--regid={config.gid}", "--clear-groups", "--no-new-privs",
@@ -183,6 +211,9 @@ def stage2(config_path: Path, kernel_argv: list[str]) -> None:
 
 
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "--kill":  # python -m autograder.sandbox --kill UID
+        kill_user(int(argv[1]))
+        return
     stage = stage1
     if argv and argv[0] == "--stage2":
         stage, argv = stage2, argv[1:]

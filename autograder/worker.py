@@ -70,7 +70,8 @@ def sandbox_setup(task: Task, course: Path) -> tuple[dict, str | None]:
     sandbox.write_kernelspec(jupyter, config.write(course / "sandbox.json"))
     os.environ["JUPYTER_PATH"] = str(jupyter)
     return {"GuardedExecute": {"kernel_name": sandbox.KERNEL_NAME,
-                               "cleanup_command": ["pkill", "-9", "-U", str(task.sandbox_uid)]}}, cgroup
+                               "cleanup_command": [sys.executable, "-m", "autograder.sandbox", "--kill",
+                                                   str(task.sandbox_uid)]}}, cgroup
 
 
 def thread_env(threads: int) -> dict[str, str]:
@@ -99,6 +100,7 @@ def run(task: Task) -> dict:
 
     start = time.perf_counter()
     venv_on_path()
+    os.environ["PYTHONPATH"] = str(cfg.ROOT)  # for the sandbox's own commands, whatever the cwd
     course = prepare_course(task)
     config = nbgrader_config(course)
     config.Execute.timeout = config.ExecutePreprocessor.timeout = task.cell_timeout
