@@ -102,6 +102,7 @@ class GuardedExecute(Execute):
     max_restarts = Integer(4, help="fresh kernels to try after cells that kill or hang one").tag(config=True)
     guard_timeout = Integer(30, help="seconds the guard and liveness probes may take").tag(config=True)
     cleanup_command = List(Unicode(), help="run after losing a kernel, e.g. to kill what a fork bomb left").tag(config=True)
+    sandbox_uid = Integer(None, allow_none=True, help="the kernel's user: processes it leaves behind are killed").tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> tuple[NotebookNode, Any]:
         pristine = copy.deepcopy(nb)
@@ -149,6 +150,8 @@ class GuardedExecute(Execute):
                 if locked or utils.is_grade(cell):  # the notebook's own code runs untampered too
                     repaired = self._silent("", index, {"r": guard.restore_expression(token)})
                 self._execute(cell, index)
+                if self.sandbox_uid is not None and not locked:
+                    self._kill_strays(cell)
                 if utils.is_grade(cell):
                     warnings_to_stdout(cell)
                 if repaired:
@@ -174,6 +177,26 @@ class GuardedExecute(Execute):
             except KernelLost:
                 raise KernelLost(index, f"the cell ran past its {self.timeout} s limit and ignored the interrupt")
             cell.outputs.append(note(f"interrupted after its {self.timeout} s time limit"))
+
+    def _kill_strays(self, cell: NotebookNode) -> None:
+        """Kill every process of the kernel's user but the kernel: a cell may leave none behind.
+
+        Forked copies of the kernel (a fork bomb) would otherwise eat the CPU of every other
+        submission graded on this machine and answer the grader's messages in the kernel's place.
+        """
+        import psutil
+
+        process = getattr(self.km.provisioner, "process", None)
+        kernel = process.pid if process is not None else None
+        strays = [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == self.sandbox_uid
+                  and p.pid != kernel]
+        for stray in strays:
+            try:
+                stray.kill()
+            except psutil.Error:
+                pass
+        if strays:
+            cell.outputs.append(note(f"{len(strays)} process(es) the cell left running were stopped"))
 
     def _silent(self, code: str, index: int, expressions: dict[str, str] | None = None) -> str:
         """Run grader code in the kernel, outside the notebook; return expression ``r`` as text."""

@@ -69,7 +69,7 @@ def sandbox_setup(task: Task, course: Path) -> tuple[dict, str | None]:
     jupyter = course / ".jupyter"
     sandbox.write_kernelspec(jupyter, config.write(course / "sandbox.json"))
     os.environ["JUPYTER_PATH"] = str(jupyter)
-    return {"GuardedExecute": {"kernel_name": sandbox.KERNEL_NAME,
+    return {"GuardedExecute": {"kernel_name": sandbox.KERNEL_NAME, "sandbox_uid": task.sandbox_uid,
                                "cleanup_command": [sys.executable, "-m", "autograder.sandbox", "--kill",
                                                    str(task.sandbox_uid)]}}, cgroup
 
