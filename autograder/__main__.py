@@ -9,6 +9,7 @@
     python -m autograder selftest                reference, blank and mutants graded as expected?
     python -m autograder calibrate [--seeds K]   convergence thresholds over K seeds
     python -m autograder make-data [--check]     the MNIST subset shipped with the notebook
+    python -m autograder figures [--quick]       the notebook's figures, from the full MNIST
 """
 from __future__ import annotations
 
@@ -106,6 +107,12 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_figures(args: argparse.Namespace) -> int:
+    from autograder.figures import main as figures_main
+
+    return figures_main(["--quick"] if args.quick else [])
+
+
 def cmd_make_data(args: argparse.Namespace) -> int:
     from autograder import data
 
@@ -163,6 +170,10 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--seeds", type=int, default=cfg.CALIBRATION_SEEDS, help="calibration seeds")
     st.add_argument("--workers", type=int, default=2, help="submissions graded in parallel")
     st.set_defaults(run=cmd_selftest)
+
+    fg = sub.add_parser("figures", help="make the notebook's figures (the tutorial's experiments on full MNIST)")
+    fg.add_argument("--quick", action="store_true", help="smoke run on the shipped subset, into out/figures-quick")
+    fg.set_defaults(run=cmd_figures)
 
     m = sub.add_parser("make-data", help="write (or --check) the MNIST subset")
     m.add_argument("--check", action="store_true", help="verify checksums, write nothing")
