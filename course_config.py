@@ -66,7 +66,7 @@ DEVICE_POLICY: Final[str] = "auto"
 # user, no network, hidden files, limits; see autograder/sandbox.py), "require" refuses to
 # grade without it, "off" runs kernels as the grader's user (a trusted machine only).
 SANDBOX: Final[str] = "auto"
-SANDBOX_UID_BASE: Final[int] = 61000  # kernel user of worker slot k is SANDBOX_UID_BASE + k
+SANDBOX_UID_BASE: Final[int] = 61000  # kernel users: the first free ids from here (one per worker)
 KERNEL_MEMORY_MB: Final[int] = 3072  # a kernel with torch and the MNIST subset peaks near 1 GB
 KERNEL_MAX_PROCESSES: Final[int] = 256  # threads count too; a fork bomb stops here
 CALIBRATION_SEEDS: Final[int] = 20  # seeds the reference runs through each convergence test

@@ -178,9 +178,17 @@ class Grader:
         self.threads = max(1, (os.cpu_count() or 1) // max(1, workers))
         self.fingerprint = grader_fingerprint()
         self.hide = sorted({str(p) for p in [cfg.ROOT, self.out, *(hide or [])]} | {"/root", "/home", "/tmp"})
-        self.slots: queue.Queue[int] = queue.Queue()
-        for slot in range(max(1, workers)):
-            self.slots.put(slot)
+        self.slots: queue.Queue[int | None] = queue.Queue()
+        self._uid_locks = []
+        if self.sandboxed:
+            from autograder import sandbox
+
+            self._uid_locks = sandbox.reserve_uids(max(1, workers), cfg.SANDBOX_UID_BASE)
+            uids = [uid for uid, _ in self._uid_locks]
+        else:
+            uids = [None] * max(1, workers)
+        for uid in uids:
+            self.slots.put(uid)
 
     def cached(self, submission: Submission) -> GradeRow | None:
         """The stored result of this exact submission by this exact grader, if any."""
@@ -201,11 +209,11 @@ class Grader:
         if submission.problem:
             result = {"student_id": submission.student_id, "error": submission.problem}
         else:
-            slot = self.slots.get()
+            uid = self.slots.get()
             try:
-                result = self._run_worker(submission, slot)
+                result = self._run_worker(submission, uid)
             finally:
-                self.slots.put(slot)
+                self.slots.put(uid)
         result.update(submission_sha256=sha256(submission.path), grader=self.fingerprint, device=self.device)
         result["seconds"] = time.perf_counter() - start
         from autograder.worker import write_json
@@ -213,7 +221,7 @@ class Grader:
         write_json(self.results / f"{submission.student_id}.json", result)
         return self.row_from_result(result)
 
-    def _run_worker(self, submission: Submission, slot: int) -> dict:
+    def _run_worker(self, submission: Submission, uid: int | None) -> dict:
         from autograder import sandbox
         from autograder.worker import Task, child_main, write_task
 
@@ -221,7 +229,6 @@ class Grader:
         course = self.root / "students" / sid
         result_path = self.results / f"{sid}.worker.json"
         result_path.unlink(missing_ok=True)
-        uid = cfg.SANDBOX_UID_BASE + slot if self.sandboxed else None
         task = Task(sid, str(Path(submission.path).resolve()), str(course), str(self.template), str(result_path),
                     self.cell_timeout, uid, self.hide, self.threads)
         task_path = write_task(self.results / f"{sid}.task.json", task)

@@ -101,6 +101,33 @@ def remove_cgroup(name: str) -> None:
             pass  # a process still exiting; the next run's cleanup removes it
 
 
+LOCK_DIR = Path("/run/lock/w4-sandbox") if Path("/run/lock").is_dir() else Path("/tmp/w4-sandbox-locks")
+
+
+def reserve_uids(count: int, base: int, span: int = 1000) -> list:
+    """Reserve ``count`` kernel user ids no other grading run on this machine holds.
+
+    Each id is held by an exclusive ``flock`` on a file, for as long as the returned handles
+    live: two runs at once (shards on one host) never share a user, so neither kills the
+    other's kernels when it cleans up. Returns [(uid, open file)].
+    """
+    import fcntl
+
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    held = []
+    for uid in range(base, base + span):
+        handle = open(LOCK_DIR / f"{uid}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        held.append((uid, handle))
+        if len(held) == count:
+            return held
+    raise RuntimeError(f"no free sandbox user ids in {base}..{base + span - 1} ({LOCK_DIR})")
+
+
 def kill_user(uid: int, patience_s: float = 10.0) -> None:
     """Kill every process of the sandbox user (a fork bomb's leftovers), until none is left.
 

@@ -90,6 +90,7 @@ def read_scores(api, student_id: str, auto_ids: list[str]) -> dict[str, float]:
 
 def run(task: Task) -> dict:
     """Autograde and build feedback; return the result (also written to ``task.result``)."""
+    import nbformat
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
@@ -121,8 +122,11 @@ def run(task: Task) -> dict:
         else:
             auto_ids, _ = graded_cells()
             notebook = autograded_path(course, "autograded", task.student_id) / f"{cfg.NOTEBOOK_NAME}.ipynb"
-            result.update(cells=read_scores(api, task.student_id, auto_ids), failed=failed_cells(notebook),
-                          notes=notes_of(notebook))
+            notes = notes_of(notebook)
+            present = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nbformat.read(notebook, as_version=4).cells}
+            for missing in sorted(set(auto_ids) - present):
+                notes.setdefault(missing, []).append("this test cell is missing from the submission (deleted?): 0 points")
+            result.update(cells=read_scores(api, task.student_id, auto_ids), failed=failed_cells(notebook), notes=notes)
             feedback = api.generate_feedback(cfg.ASSIGNMENT_ID, task.student_id, force=True)
             html = autograded_path(course, "feedback", task.student_id) / f"{cfg.NOTEBOOK_NAME}.html"
             if feedback.get("success") and html.is_file():

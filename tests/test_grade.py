@@ -33,7 +33,7 @@ def graded(tmp_path_factory):
     (folder / "zz_corrupt.ipynb").write_text('{"cells": [{"cell_type": "code",')
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("week 3")]), folder / "zz_foreign.ipynb")
     out = tmp_path_factory.mktemp("out")
-    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(folder), "--out", str(out)],
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(folder), "--out", str(out), "--workers", "2"],
                          cwd=cfg.ROOT, capture_output=True, text=True, timeout=900)
     with open(out / "grades.csv", newline="") as f:
         rows = {row["student_id"]: row for row in csv.DictReader(f)}

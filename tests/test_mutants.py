@@ -1,4 +1,4 @@
-"""The example submissions and the mutants: reproducible, and graded as expected.
+"""The example submissions and the mutants: reproducible, and well labelled.
 
 Each mutant in ``tests/mutants/`` carries one realistic mistake; ``expected.json`` there says
 which test cells it must lose (score 0) and which it must keep (full points). Most mutants
@@ -9,14 +9,13 @@ partial) with their expected score per test cell.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 import course_config as cfg
-from autograder.grade import GradeRow, grade, graded_cells
+from autograder.grade import graded_cells
 
 MUTANTS_DIR = cfg.ROOT / "tests" / "mutants"
 EXAMPLES_DIR = cfg.ROOT / "examples" / "submissions"
@@ -64,43 +63,5 @@ def test_a_mutation_that_does_not_apply_fails_loudly() -> None:
         make_submissions.filled([make_submissions.mutation("ex3_momentum", "no such code", "x")])
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GradeRow]:
-    """Every example and mutant graded in one ``grade()`` call, sharing one course set-up."""
-    folder = tmp_path_factory.mktemp("submissions")
-    for source in (EXAMPLES_DIR, MUTANTS_DIR):
-        for path in source.glob("*.ipynb"):
-            shutil.copyfile(path, folder / path.name)
-    rows = grade(folder, tmp_path_factory.mktemp("out"), workers=2)
-    return {row.student_id: row for row in rows}
-
-
-def failure(row: GradeRow, cell: str) -> str:
-    """What the grader said about a cell, for assertion messages."""
-    return row.failed.get(cell, "no error") + (f"; notes: {row.notes[cell]}" if row.notes.get(cell) else "")
-
-
-@pytest.mark.kernel
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(MUTANTS))
-def test_mutant_loses_exactly_its_cells(graded: dict[str, GradeRow], name: str) -> None:
-    row, expectation = graded[name], MUTANTS[name]
-    assert row.status == "graded", f"mutant {name}: {row.status}"
-    for cell in expectation["must_lose"]:
-        assert row.cells[cell] == 0, \
-            f"mutant {name} ({expectation['mistake']}) is not caught by {cell}: it scored {row.cells[cell]:g}"
-    for cell in expectation["must_keep"]:
-        assert row.cells[cell] == cfg.POINTS[cell], \
-            f"mutant {name} ({expectation['mistake']}) lost points on {cell}, which its mistake should not touch: " \
-            f"{row.cells[cell]:g}/{cfg.POINTS[cell]:g} ({failure(row, cell)})"
-
-
-@pytest.mark.kernel
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(EXAMPLES))
-def test_example_scores_as_expected(graded: dict[str, GradeRow], name: str) -> None:
-    row = graded[name]
-    assert row.status == "graded", f"example {name}: {row.status}"
-    for cell, expected in EXAMPLES[name].items():
-        assert row.cells[cell] == expected, \
-            f"example {name}: {cell} scored {row.cells[cell]:g}, expected {expected:g} ({failure(row, cell)})"
+# Grading the corpus through real kernels is done once per suite, by tests/test_selftest.py
+# (every mutant, the reference and the blank release) and tests/test_grade.py (the examples).

@@ -110,7 +110,7 @@ CASES: dict[str, Case] = {
         "a network that cannot learn, hidden by a post_run_cell hook that rebinds evaluate and loosens CONVERGENCE_TARGETS",
         ("test_ex2_bn_models_convergence",),
         lambda: with_code(filled(BLIND_BNDEEP), "mcq_minibatch", HOOK_REBINDS_HELPERS, at_end=True),
-        {"given_convergence": "post_run_cell"}),
+        {"test_mcq_minibatch": "post_run_cell"}),
     "input_transformer_blanks_tests": Case(
         "a wrong MCQ answer, hidden by an input transformer that turns every cell with an assert into `pass`",
         ("test_mcq_minibatch",),

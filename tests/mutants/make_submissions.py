@@ -174,6 +174,21 @@ def mutation(grade_id: str, old: str, new: str) -> Mutation:
 
 MUTANTS: dict[str, Mutant] = {
     # Exercise 1: memory
+    # Found by the first review of the corpus: each once earned full marks or passed narrowly
+    "ex2_relu_on_the_output_logits": Mutant(
+        "BNShallowNet applies a ReLU to the output layer before log_softmax",
+        ("test_ex2_bn_models_structure",),
+        (mutation("ex2_bn_models", "        x = self.fc2(self.dropout(x))\n",
+                  "        x = F.relu(self.fc2(self.dropout(x)))\n"),)),
+    "ex2_bnshallow_sigmoid_instead_of_relu": Mutant(
+        "BNShallowNet uses a sigmoid after batch normalization instead of a ReLU (and learns too slowly)",
+        ("test_ex2_bn_models_structure", "test_ex2_bn_models_convergence"),
+        (mutation("ex2_bn_models", BN_SHALLOW_FORWARD, "x = torch.sigmoid(self.bn1(self.fc1(x)))"),)),
+    "ex3_buffers_outside_optimizer_state": Mutant(
+        "SGDMomentum keeps its momentum buffers in its own dict, not in self.state[p] (lost by state_dict)",
+        ("test_ex3_momentum_optimizer",),
+        (mutation("ex3_momentum", "                state = self.state[p]\n",
+                  "                state = self.__dict__.setdefault('buffers', {}).setdefault(p, {})\n"),)),
     "ex1_mib_instead_of_mb": Mutant(
         "training_memory_mb divides by 2**20 (MiB) instead of 10**6 (MB)",
         ("test_ex1_memory",),
@@ -268,7 +283,7 @@ MUTANTS: dict[str, Mutant] = {
                   "        self.bn1 = nn.BatchNorm1d(128, track_running_stats=False)\n        self.dropout"),)),
     "ex2_deepnet_sigmoid_instead_of_relu": Mutant(
         "DeepNet uses torch.sigmoid instead of F.relu as its activation, and does not learn in 5 epochs",
-        ("test_ex2_bn_models_convergence",),
+        ("test_ex2_bn_models_structure", "test_ex2_bn_models_convergence"),
         (mutation("ex2_bn_models", DEEP_LOOP, DEEP_LOOP.replace("F.relu(layer(x))", "torch.sigmoid(layer(x))")),)),
     # Exercise 3: momentum
     "ex3_momentum_sign_flipped": Mutant(
