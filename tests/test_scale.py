@@ -58,9 +58,7 @@ def test_merged_shards_equal_the_serial_result(folder, serial, tmp_path):
 
 def test_regrading_the_same_folder_reuses_every_result(folder, serial):
     before = {p.name: p.stat().st_mtime_ns for p in final_results(serial / ".course" / "results")}
-    start = time.perf_counter()
     grade(folder, serial)
-    assert time.perf_counter() - start < 30, "nothing should have been graded again"
     after = {p.name: p.stat().st_mtime_ns for p in final_results(serial / ".course" / "results")}
     assert after == before
 
