@@ -80,6 +80,9 @@ class Row:
     project_accuracy: float
 
 
+HEADER = f"  {'':25s} {'original':>9s} {'project':>9s} {'ratio':>8s}   test accuracy % (original, project)"
+
+
 # --- The original pipeline -------------------------------------------------------------------
 
 class SeededShuffle(Sampler[int]):
@@ -261,9 +264,6 @@ def print_total(name: str, rows: list[Row]) -> tuple[float, float]:
     original, project = sum(r.original_s for r in rows), sum(r.project_s for r in rows)
     print(f"  {name:25s} {original:9.2f} {project:9.2f} {original / project:7.2f}x", flush=True)
     return original, project
-
-
-HEADER = f"  {'':25s} {'original':>9s} {'project':>9s} {'ratio':>8s}   test accuracy % (original, project)"
 
 
 def machine_load() -> str:
