@@ -307,7 +307,9 @@ def benchmark(plan: Plan, passes: int = 1) -> float:
     print(f"  {'all':25s} {original:9.2f} {project:9.2f} {original / project:7.2f}x")
     gap = max(abs(r.original_accuracy - r.project_accuracy) for r in rows)
     print(f"largest test accuracy difference between the sides: {100 * gap:.2f} points\n"
-          f"at the end: {machine_load()} (well above {torch.get_num_threads()}: other work shared the CPUs)")
+          f"at the end: {machine_load()}")
+    if os.getloadavg()[0] > torch.get_num_threads() + 0.5:
+        print("warning: other work shared the CPUs; rerun on a quiet machine or with --passes 3")
     return original / project
 
 
