@@ -97,11 +97,12 @@ def run(task: Task) -> dict:
 
     from autograder import sandbox
     from autograder.grade import failed_cells, graded_cells, notes_of
-    from autograder.settings import nbgrader_config, venv_on_path
+    from autograder.settings import kernel_environment, nbgrader_config, venv_on_path
 
     start = time.perf_counter()
     venv_on_path()
     os.environ["PYTHONPATH"] = str(cfg.ROOT)  # for the sandbox's own commands, whatever the cwd
+    os.environ.update(kernel_environment())  # DEVICE_POLICY; the sandbox passes CUDA_VISIBLE_DEVICES on
     course = prepare_course(task)
     config = nbgrader_config(course)
     config.Execute.timeout = config.ExecutePreprocessor.timeout = task.cell_timeout
