@@ -17,6 +17,9 @@ ASSIGNMENT_ID: Final[str] = "w4_optimization"  # folder name under source/ and r
 NOTEBOOK_NAME: Final[str] = "W4_Tutorial1"  # notebook file stem inside the assignment
 
 SOURCE_DIR: Final[Path] = ROOT / "source"
+EXAMPLES_DIR: Final[Path] = ROOT / "examples" / "submissions"  # reference, blank, partials; expected.json
+# graded before every batch (the canary): it must earn full marks in the batch's sandbox and device
+REFERENCE_SUBMISSION: Final[Path] = EXAMPLES_DIR / "reference.ipynb"
 RELEASE_DIR: Final[Path] = ROOT / "release"
 SOURCE_NOTEBOOK: Final[Path] = SOURCE_DIR / ASSIGNMENT_ID / f"{NOTEBOOK_NAME}.ipynb"
 RELEASE_NOTEBOOK: Final[Path] = RELEASE_DIR / ASSIGNMENT_ID / f"{NOTEBOOK_NAME}.ipynb"
@@ -57,17 +60,22 @@ ZIP_FILENAME_REGEXP: Final[str] = r".*_(?P<student_id>\w+)_attempt_(?P<timestamp
 MAX_SUBMISSION_MB: Final[int] = 50  # a notebook is ~0.2 MB; larger ones carry giant outputs
 
 # --- Grading -------------------------------------------------------------------------
-CELL_TIMEOUT_S: Final[int] = 60  # one cell; the slowest test cell takes about 2 s on 2 cores
-SUBMISSION_TIMEOUT_S: Final[int] = 600  # a whole notebook, all cells
+CELL_TIMEOUT_S: Final[int] = 60  # one cell, at least; the slowest test cell takes about 2 s on 2 cores
+SUBMISSION_TIMEOUT_S: Final[int] = 600  # a whole notebook, all cells, at least
+# On a slow or loaded machine the limits grow: a cell may run TIMEOUT_SCALE times as long as the
+# reference's same cell took in this run's canary (and a notebook TIMEOUT_SCALE times the whole).
+TIMEOUT_SCALE: Final[int] = 20
 # "auto": the kernel uses CUDA when torch.cuda.is_available(), the CPU otherwise. "cpu"
 # hides GPUs from the kernel (CUDA_VISIBLE_DEVICES=""), for reproducing a CPU grade.
 DEVICE_POLICY: Final[str] = "auto"
-# Untrusted code: "auto" sandboxes each kernel when the grader runs as root on Linux (own
-# user, no network, hidden files, limits; see autograder/sandbox.py), "require" refuses to
-# grade without it, "off" runs kernels as the grader's user (a trusted machine only).
+# Untrusted code: "auto" sandboxes each kernel when the grader runs as root on Linux with
+# bubblewrap (own user, no network, a file system of what the kernel needs and nothing else,
+# limits; see autograder/sandbox.py) and says loudly when it cannot, "require" refuses to grade
+# without it, "off" runs kernels as the grader's user (a trusted machine only).
 SANDBOX: Final[str] = "auto"
 SANDBOX_UID_BASE: Final[int] = 61000  # kernel users: the first free ids from here (one per worker)
 KERNEL_MEMORY_MB: Final[int] = 3072  # a kernel with torch and the MNIST subset peaks near 1 GB
 KERNEL_MAX_PROCESSES: Final[int] = 256  # threads count too; a fork bomb stops here
+KERNEL_SCRATCH_MB: Final[int] = 512  # the kernel's writable home and /tmp (each a tmpfs of this size)
 CALIBRATION_SEEDS: Final[int] = 20  # seeds the reference runs through each convergence test
 CALIBRATION_DIR: Final[Path] = ROOT / "autograder" / "calibration"

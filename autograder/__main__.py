@@ -1,5 +1,6 @@
 """Command line of the week-4 autograder: a thin layer over the library.
 
+    python -m autograder doctor [--out DIR]      what this machine gives the grader; the canary
     python -m autograder release [--check]       build release/ from source/ (and verify it)
     python -m autograder grade SUBMISSIONS --out DIR [--workers N] [--shard i/N]
     python -m autograder merge SHARD_DIR... --out DIR   combine the outputs of sharded runs
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import course_config as cfg
 
-EXAMPLES = cfg.ROOT / "examples" / "submissions"
+EXAMPLES = cfg.EXAMPLES_DIR
 
 
 def cmd_release(args: argparse.Namespace) -> int:
@@ -36,23 +37,42 @@ def cmd_release(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def cmd_grade(args: argparse.Namespace) -> int:
-    from autograder.grade import grade, graded_cells
+def grade_and_report(submissions: Path, out: Path, *, workers: int, shard: tuple[int, int] | None) -> tuple[int, list]:
+    """Grade, print the table, the isolation and any grader faults; (exit status, rows)."""
+    from autograder.class_report import write_class_report
+    from autograder.grade import fault_summary, grade, graded_cells
     from autograder.report import summary_table
 
+    rows = grade(submissions, out, workers=workers, shard=shard, progress=True)
+    print(summary_table(rows, graded_cells()[0]))
+    png, table = write_class_report(out / "grades.csv", out)
+    print(f"\ngrades: {out / 'grades.csv'}   feedback: {out / 'feedback'}/   class report: {table}, {png}")
+    unsandboxed = sorted({row.isolation for row in rows if row.isolation.startswith("NONE")})
+    for isolation in unsandboxed:
+        print(f"WARNING: kernels were NOT sandboxed ({isolation.removeprefix('NONE: ')}); "
+              "see `python -m autograder doctor`", file=sys.stderr)
+    faults = fault_summary(rows)
+    if faults:
+        print(f"error: {faults}", file=sys.stderr)
+        return 1, rows
+    return 0, rows
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
     shard = None
     if args.shard:
         from autograder.shards import parse_shard
 
         shard = parse_shard(args.shard)
-    from autograder.class_report import write_class_report
+    return grade_and_report(Path(args.submissions), Path(args.out), workers=args.workers, shard=shard)[0]
 
-    out = Path(args.out)
-    rows = grade(Path(args.submissions), out, workers=args.workers, shard=shard, progress=True)
-    print(summary_table(rows, graded_cells()[0]))
-    png, table = write_class_report(out / "grades.csv", out)
-    print(f"\ngrades: {out / 'grades.csv'}   feedback: {out / 'feedback'}/   class report: {table}, {png}")
-    return 0
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from autograder.doctor import run_doctor
+
+    ok, report = run_doctor(Path(args.out) if args.out else None)
+    print(report)
+    return 0 if ok else 1
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -73,12 +93,24 @@ def cmd_gradescope_zip(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Release, grade the examples, and compare each with ``examples/submissions/expected.json``."""
+    import json
+
     args.check = False
     status = cmd_release(args)
     if status:
         return status
-    args.submissions = str(EXAMPLES)
-    return cmd_grade(args)
+    status, rows = grade_and_report(EXAMPLES, Path(args.out), workers=args.workers, shard=None)
+    expected = json.loads((EXAMPLES / "expected.json").read_text())
+    by_id = {row.student_id: row for row in rows}
+    wrong = [f"{student}: {cell} scored {by_id[student].cells.get(cell)}, expected {points:g}"
+             for student, cells in expected.items() for cell, points in cells.items()
+             if student not in by_id or by_id[student].cells.get(cell) != points]
+    for line in wrong:
+        print(f"demo: UNEXPECTED {line}", file=sys.stderr)
+    if not wrong:
+        print(f"demo: all {len(expected)} examples got the scores examples/submissions/expected.json lists")
+    return status or (1 if wrong else 0)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -154,7 +186,13 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="release, then grade the example submissions",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d.add_argument("--out", default="out/demo", help="output folder")
+    d.add_argument("--workers", type=int, default=2, help="submissions graded in parallel")
     d.set_defaults(run=cmd_demo)
+
+    dr = sub.add_parser("doctor", help="what this machine gives the grader (sandbox, GPU, limits), then the canary",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    dr.add_argument("--out", help="folder for the canary's output (default: a temporary folder)")
+    dr.set_defaults(run=cmd_doctor)
 
     c = sub.add_parser("calibrate", help="run the reference through the convergence tests over many seeds",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)

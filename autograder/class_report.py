@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 import course_config as cfg
-from autograder.grade import auto_max, graded_cells
+from autograder.results import auto_max, graded_cells
 from autograder.report import short_id
 from autograder.shards import read_grades
 

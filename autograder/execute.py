@@ -25,11 +25,14 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode, from_dict
 from nbgrader import utils
 from nbgrader.preprocessors import Execute
-from traitlets import Integer, List, Unicode
+from traitlets import Dict, Float, Integer, List, Unicode
 
 from autograder import guard
+from autograder.results import NOTE_PREFIX
 
-NOTE_PREFIX = "[grader] "  # output lines the grader adds to a cell (repairs, limits)
+
+class KernelStartFailure(RuntimeError):
+    """No kernel could be started for this submission: a fault of the grader or the machine."""
 
 
 def out_of_memory(cell: NotebookNode) -> bool:
@@ -103,12 +106,15 @@ class GuardedExecute(Execute):
     guard_timeout = Integer(30, help="seconds the guard and liveness probes may take").tag(config=True)
     cleanup_command = List(Unicode(), help="run after losing a kernel, e.g. to kill what a fork bomb left").tag(config=True)
     sandbox_uid = Integer(None, allow_none=True, help="the kernel's user: processes it leaves behind are killed").tag(config=True)
+    cell_timeouts = Dict(value_trait=Float(), help="grade id -> seconds that cell may run (default: timeout)").tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> tuple[NotebookNode, Any]:
         pristine = copy.deepcopy(nb)
         skipped: dict[int, str] = {}
+        start_failure = ""
         for _ in range(self.max_restarts + 1):
             attempt = copy.deepcopy(pristine)
+            start_failure = ""
             try:
                 self._run_once(attempt, resources, km, skipped)
                 return self.nb, self.resources
@@ -121,8 +127,11 @@ class GuardedExecute(Execute):
                     time.sleep(1)
             except RuntimeError as error:  # a kernel that does not start (a fork bomb's leftovers)
                 self.log.warning("the kernel did not start (%s); trying a fresh one", error)
+                start_failure = str(error) or type(error).__name__
             if self.cleanup_command:
                 subprocess.run(self.cleanup_command, capture_output=True)
+        if start_failure:  # not the student's doing: no score at all, rather than zeros
+            raise KernelStartFailure(f"the kernel did not start after {self.max_restarts + 1} tries: {start_failure}")
         # too many bad cells: keep what the last attempt produced, mark the rest
         for index, cell in enumerate(attempt.cells):
             if cell.cell_type == "code" and not cell.get("outputs"):
@@ -132,12 +141,14 @@ class GuardedExecute(Execute):
     def _run_once(self, nb: NotebookNode, resources: Any, km: Any, skipped: dict[int, str]) -> None:
         # the body of nbconvert's ExecutePreprocessor.preprocess, with the guard and recovery
         NotebookClient.__init__(self, nb, km)
+        self.timeout_func = self._cell_timeout
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
         token = guard.new_token()
         with self.setup_kernel():
             info = self.wait_for_reply(self.kc.kernel_info())
             self.nb.metadata["language_info"] = info["content"]["language_info"]
+            self._kernel_pids = self._user_pids()  # before any student code: the kernel alone
             self._silent(guard.install_code(token), index=-1)
             for index, cell in enumerate(self.nb.cells):
                 repaired = ""
@@ -160,13 +171,18 @@ class GuardedExecute(Execute):
                     self._silent(guard.record_code(token, defined_names(cell.source)), index)
         self.set_widgets_metadata()
 
+    def _cell_timeout(self, cell: NotebookNode) -> int:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        return int(max(self.timeout or 0, self.cell_timeouts.get(gid, 0)))
+
     def _execute(self, cell: NotebookNode, index: int) -> None:
         try:
             self.preprocess_cell(cell, self.resources, index)
         except DeadKernelError as error:
             raise KernelLost(index, "the kernel died while running this cell (exit, crash or memory limit)") from error
         except CellTimeoutError as error:  # no reply even after the interrupt
-            raise KernelLost(index, f"the cell ran past its {self.timeout} s limit and ignored the interrupt") from error
+            raise KernelLost(index, f"the cell ran past its {self._cell_timeout(cell)} s time limit and ignored the "
+                                    "interrupt") from error
         if not is_locked_code(cell) and not utils.is_grade(cell) and out_of_memory(cell):
             # the memory it holds would starve every later cell: drop the cell, not the notebook
             raise KernelLost(index, "the cell ran out of memory")
@@ -175,8 +191,9 @@ class GuardedExecute(Execute):
             try:
                 self._silent("pass", index)
             except KernelLost:
-                raise KernelLost(index, f"the cell ran past its {self.timeout} s limit and ignored the interrupt")
-            cell.outputs.append(note(f"interrupted after its {self.timeout} s time limit"))
+                raise KernelLost(index, f"the cell ran past its {self._cell_timeout(cell)} s time limit and ignored "
+                                        "the interrupt")
+            cell.outputs.append(note(f"interrupted after its {self._cell_timeout(cell)} s time limit"))
 
     def _kill_strays(self, cell: NotebookNode) -> None:
         """Kill every process of the kernel's user but the kernel: a cell may leave none behind.
@@ -186,10 +203,7 @@ class GuardedExecute(Execute):
         """
         import psutil
 
-        process = getattr(self.km.provisioner, "process", None)
-        kernel = process.pid if process is not None else None
-        strays = [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == self.sandbox_uid
-                  and p.pid != kernel]
+        strays = [p for p in psutil.process_iter() if p.pid in self._user_pids() - self._kernel_pids]
         for stray in strays:
             try:
                 stray.kill()
@@ -197,6 +211,14 @@ class GuardedExecute(Execute):
                 pass
         if strays:
             cell.outputs.append(note(f"{len(strays)} process(es) the cell left running were stopped"))
+
+    def _user_pids(self) -> set[int]:
+        """Processes of the kernel's user (the kernel runs under bwrap, so it is not the provisioner's pid)."""
+        import psutil
+
+        if self.sandbox_uid is None:
+            return set()
+        return {p.pid for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == self.sandbox_uid}
 
     def _silent(self, code: str, index: int, expressions: dict[str, str] | None = None) -> str:
         """Run grader code in the kernel, outside the notebook; return expression ``r`` as text."""

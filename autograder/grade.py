@@ -1,12 +1,14 @@
 """Autograde a folder of submissions with nbgrader and write grades and feedback.
 
-Each submission is graded by ``autograder/worker.py`` in a process of its own: inside a
-network namespace with only loopback and with a sandboxed kernel when the machine allows it
-(``course_config.SANDBOX``), with a wall-time limit per cell and per submission. A broken
-submission becomes a row graded 0 with its reason; the others go on. Results are kept per
-student under ``OUT/.course/results``, so re-running on the same folder grades only what
-changed or never finished (a killed run resumes), and ``grades.csv`` is replaced atomically
-after each submission.
+Each submission is graded by ``autograder/worker.py`` in a process of its own, with a
+sandboxed kernel when the machine allows it (``course_config.SANDBOX``, ``autograder/sandbox.py``)
+and a wall-time limit per cell and per submission. Before the first student, the canary grades
+the reference solution in the same sandbox and device: unless it earns full marks, nothing is
+graded. A broken submission becomes a row graded 0 with its reason; a failure of the grader or
+the machine becomes ``error: grader: <reason>`` with no score, is not cached, and makes the
+command exit non-zero. Results are kept per student under ``OUT/.course/results``, so
+re-running on the same folder grades only what changed, never finished or failed (a killed run
+resumes), and ``grades.csv`` is replaced atomically after each submission.
 
     python -m autograder grade SUBMISSIONS --out DIR [--workers N] [--shard i/N]
 """
@@ -25,79 +27,38 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-
 import course_config as cfg
-from autograder.execute import NOTE_PREFIX
-from autograder.notebook_code import is_test_cell
+from autograder.results import (GRADER_ERROR, GradeRow, Task, auto_max, cell_seconds, fault_row, graded_cells,
+                                write_json, write_task, zero_row)
 from autograder.submissions import Submission, find_submissions
 
+__all__ = ["CanaryFailed", "GradeRow", "Grader", "auto_max", "fault_row", "grade", "graded_cells", "write_grades",
+           "zero_row"]
+
 log = logging.getLogger(__name__)
+CANARY_ID = "canary-reference"  # the reference solution, graded before any student
 
 
-def graded_cells(source_notebook: Path = cfg.SOURCE_NOTEBOOK) -> tuple[list[str], list[str]]:
-    """(autograded test cell ids, manually graded cell ids), in notebook order."""
-    nb = nbformat.read(source_notebook, as_version=4)
-    auto, manual = [], []
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade"):
-            (auto if is_test_cell(cell) else manual).append(meta["grade_id"])
-    return auto, manual
+class CanaryFailed(RuntimeError):
+    """The reference solution did not earn full marks here: grading students would be wrong."""
 
 
 @dataclass
-class GradeRow:
-    student_id: str
-    score: float
-    max_score: float
-    cells: dict[str, float | None]  # grade id -> autograded score (None: graded by hand)
-    status: str  # "graded", or "error: <reason>"
-    failed: dict[str, str] = field(default_factory=dict)  # test cell id -> error message
-    notes: dict[str, list[str]] = field(default_factory=dict)  # cell id -> grader notes (tampering, limits)
-    seconds: float = 0.0
-    device: str = ""
-    feedback: Path | None = None
+class Canary:
+    """What grading the reference here showed: its row and each cell's time on this machine."""
+    row: GradeRow
+    cell_seconds: dict[str, float]
 
+    def cell_timeouts(self) -> dict[str, float]:
+        """Each cell's limit: the larger of CELL_TIMEOUT_S and TIMEOUT_SCALE x its time here."""
+        return {gid: max(float(cfg.CELL_TIMEOUT_S), cfg.TIMEOUT_SCALE * t) for gid, t in self.cell_seconds.items()}
 
-def auto_max(auto_ids: list[str]) -> float:
-    return float(sum(cfg.POINTS[gid] for gid in auto_ids))
-
-
-def zero_row(student_id: str, reason: str, auto_ids: list[str], manual_ids: list[str]) -> GradeRow:
-    """The row of a submission that could not be graded."""
-    cells: dict[str, float | None] = {gid: 0.0 for gid in auto_ids}
-    cells.update({gid: None for gid in manual_ids})
-    return GradeRow(student_id, 0.0, auto_max(auto_ids), cells, f"error: {reason}")
-
-
-def failed_cells(autograded_notebook: Path) -> dict[str, str]:
-    """Test cells that raised, with the message their assertion carried."""
-    failed = {}
-    for cell in nbformat.read(autograded_notebook, as_version=4).cells:
-        if is_test_cell(cell):
-            for output in cell.get("outputs", []):
-                if output.get("output_type") == "error":
-                    failed[cell.metadata["nbgrader"]["grade_id"]] = f"{output.get('ename')}: {output.get('evalue')}"
-    return failed
-
-
-def notes_of(autograded_notebook: Path) -> dict[str, list[str]]:
-    """The grader's own notes per cell (repairs before a test, time limits, cells not run)."""
-    notes: dict[str, list[str]] = {}
-    for index, cell in enumerate(nbformat.read(autograded_notebook, as_version=4).cells):
-        key = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
-        for output in cell.get("outputs", []):
-            text = output.get("text", "") if output.get("output_type") == "stream" else ""
-            found = [line[len(NOTE_PREFIX):] for line in text.splitlines() if line.startswith(NOTE_PREFIX)]
-            if output.get("output_type") == "error" and output.get("ename") == "CellNotRun":
-                found.append(output.get("evalue", ""))
-            if found:
-                notes.setdefault(key, []).extend(found)
-    return notes
+    def slowest(self) -> tuple[str, float]:
+        return max(self.cell_seconds.items(), key=lambda item: item[1], default=("", 0.0))
 
 
 def sha256(path: Path) -> str:
@@ -121,17 +82,22 @@ def grading_device() -> str:
 
 
 def sandbox_mode() -> tuple[bool, str]:
-    """(sandbox on?, why) from ``course_config.SANDBOX`` and what this machine permits."""
+    """(sandbox on?, isolation label) from ``course_config.SANDBOX`` and what this machine permits.
+
+    The label goes into every row's ``isolation`` column: ``sandbox``, or ``NONE: <why>``.
+    """
     from autograder import sandbox
 
+    if cfg.SANDBOX not in ("auto", "require", "off"):
+        raise ValueError(f"course_config.SANDBOX must be 'auto', 'require' or 'off', not {cfg.SANDBOX!r}")
     if cfg.SANDBOX == "off":
-        return False, "sandbox off (course_config.SANDBOX)"
+        return False, "NONE: sandbox off in course_config.SANDBOX"
     reason = sandbox.available()
     if reason is None:
-        return True, "sandboxed: own user, no network, hidden files, memory and process limits"
+        return True, "sandbox"
     if cfg.SANDBOX == "require":
-        raise RuntimeError(f"course_config.SANDBOX is 'require' but {reason}")
-    return False, f"NOT sandboxed: {reason}"
+        raise RuntimeError(f"course_config.SANDBOX is 'require' but {reason}; no submission was graded")
+    return False, f"NONE: {reason}"
 
 
 _CONTEXT = None
@@ -156,10 +122,14 @@ def worker_context():
 
 
 class Grader:
-    """Grades submissions one at a time into ``out``; thread-safe for parallel slots."""
+    """Grades submissions one at a time into ``out``; thread-safe for parallel slots.
 
-    def __init__(self, out: Path, *, workers: int = 1, cell_timeout: int = cfg.CELL_TIMEOUT_S,
-                 hide: list[Path] | None = None):
+    ``run_canary()`` first: it grades the reference in the very sandbox and device the batch
+    uses, refuses to go on unless it earns full marks, and scales the time limits to this
+    machine.
+    """
+
+    def __init__(self, out: Path, *, workers: int = 1, cell_timeout: int = cfg.CELL_TIMEOUT_S):
         from autograder.course import generate_assignment, make_course
 
         self.out = Path(out).resolve()
@@ -173,11 +143,13 @@ class Grader:
         generate_assignment(make_course(template))  # source and the gradebook every worker copies
         self.auto_ids, self.manual_ids = graded_cells()
         self.cell_timeout = cell_timeout
+        self.cell_timeouts: dict[str, float] = {}
+        self.submission_timeout = float(cfg.SUBMISSION_TIMEOUT_S)
+        self.canary: Canary | None = None
         self.sandboxed, self.isolation = sandbox_mode()
         self.device = grading_device()
         self.threads = max(1, (os.cpu_count() or 1) // max(1, workers))
         self.fingerprint = grader_fingerprint()
-        self.hide = sorted({str(p) for p in [cfg.ROOT, self.out, *(hide or [])]} | {"/root", "/home", "/tmp"})
         self.slots: queue.Queue[int | None] = queue.Queue()
         self._uid_locks = []
         if self.sandboxed:
@@ -190,8 +162,33 @@ class Grader:
         for uid in uids:
             self.slots.put(uid)
 
+    def run_canary(self) -> Canary:
+        """Grade the reference solution here; raise ``CanaryFailed`` (saying why) unless it gets full marks."""
+        folder = self.root / "canary"
+        folder.mkdir(exist_ok=True)
+        submission = Submission(CANARY_ID, cfg.REFERENCE_SUBMISSION)
+        uid = self.slots.get()
+        try:
+            result = self._run_worker(submission, uid, folder)
+        finally:
+            self.slots.put(uid)
+        row = self.row_from_result(result)
+        notebook = folder / f"{CANARY_ID}.ipynb"
+        if row.status != "graded" or row.score != row.max_score:
+            lost = {cell: row.failed.get(cell, "; ".join(row.notes.get(cell, [])) or "0 points")
+                    for cell in self.auto_ids if row.cells.get(cell) != cfg.POINTS[cell]}
+            why = row.status if row.status != "graded" else \
+                f"{row.score:g}/{row.max_score:g}; " + "; ".join(f"{c}: {m}" for c, m in lost.items())
+            raise CanaryFailed(f"the reference solution ({cfg.REFERENCE_SUBMISSION.name}) did not earn full marks "
+                               f"in this run's sandbox ({self.isolation}) on {self.device}: {why}. No student was "
+                               f"graded; nbgrader's log: {folder / (CANARY_ID + '.log')}")
+        self.canary = Canary(row, cell_seconds(notebook) if notebook.is_file() else {})
+        self.cell_timeouts = self.canary.cell_timeouts()
+        self.submission_timeout = max(float(cfg.SUBMISSION_TIMEOUT_S), cfg.TIMEOUT_SCALE * row.seconds)
+        return self.canary
+
     def cached(self, submission: Submission) -> GradeRow | None:
-        """The stored result of this exact submission by this exact grader, if any."""
+        """The stored result of this exact submission by this exact grader, if any (never a grader fault)."""
         path = self.results / f"{submission.student_id}.json"
         if not path.is_file():
             return None
@@ -200,6 +197,8 @@ class Grader:
         except json.JSONDecodeError:
             return None
         if stored.get("submission_sha256") != sha256(submission.path) or stored.get("grader") != self.fingerprint:
+            return None
+        if "grader_error" in stored:  # graded again once the grader or the machine is fixed
             return None
         return self.row_from_result(stored)
 
@@ -211,63 +210,70 @@ class Grader:
         else:
             uid = self.slots.get()
             try:
-                result = self._run_worker(submission, uid)
+                result = self._run_worker(submission, uid, self.results)
             finally:
                 self.slots.put(uid)
-        result.update(submission_sha256=sha256(submission.path), grader=self.fingerprint, device=self.device)
+        result.update(submission_sha256=sha256(submission.path), grader=self.fingerprint, device=self.device,
+                      isolation=self.isolation)
         result["seconds"] = time.perf_counter() - start
-        from autograder.worker import write_json
-
         write_json(self.results / f"{submission.student_id}.json", result)
         return self.row_from_result(result)
 
-    def _run_worker(self, submission: Submission, uid: int | None) -> dict:
+    def _run_worker(self, submission: Submission, uid: int | None, folder: Path) -> dict:
         from autograder import sandbox
-        from autograder.worker import Task, child_main, write_task
+        from autograder.worker import child_main
 
         sid = submission.student_id
         course = self.root / "students" / sid
-        result_path = self.results / f"{sid}.worker.json"
+        result_path = folder / f"{sid}.worker.json"
         result_path.unlink(missing_ok=True)
         task = Task(sid, str(Path(submission.path).resolve()), str(course), str(self.template), str(result_path),
-                    self.cell_timeout, uid, self.hide, self.threads)
-        task_path = write_task(self.results / f"{sid}.task.json", task)
-        log_path = self.results / f"{sid}.log"  # nbgrader's log, for the instructor
-        process = worker_context().Process(target=child_main, args=(str(task_path), str(log_path), self.sandboxed))
-        process.start()
+                    self.cell_timeouts, float(self.cell_timeout), uid, self.threads)
+        task_path = write_task(folder / f"{sid}.task.json", task)
+        log_path = folder / f"{sid}.log"  # nbgrader's log, for the instructor
+        limit = 2 * self.submission_timeout  # a submission with a timed-out cell is graded twice
+        start = time.perf_counter()
         try:
-            process.join(cfg.SUBMISSION_TIMEOUT_S)
+            process = worker_context().Process(target=child_main, args=(str(task_path), str(log_path)))
+            process.start()
+            process.join(limit)
             if process.is_alive():
                 os.killpg(process.pid, signal.SIGKILL)
                 process.join()
-                return {"student_id": sid, "error": f"grading took longer than {cfg.SUBMISSION_TIMEOUT_S} s and was stopped"}
+                return {"student_id": sid, "error": f"grading took longer than {limit:.0f} s and was stopped"}
+        except OSError as error:  # the machine (no memory or processes left for a worker)
+            return {"student_id": sid, "grader_error": f"could not start a grading worker: {error}"}
         finally:
             if uid is not None:
                 sandbox.kill_user(uid)
             task_path.unlink(missing_ok=True)
         if not result_path.is_file():
             log.warning("worker for %s failed (exit %s); its log: %s", sid, process.exitcode, log_path)
-            return {"student_id": sid, "error": f"the grader's worker crashed (exit {process.exitcode})"}
+            return {"student_id": sid, "grader_error": f"the grading worker crashed (exit {process.exitcode}) after "
+                                                       f"{time.perf_counter() - start:.0f} s; see {log_path}"}
         result = json.loads(result_path.read_text())
         result_path.unlink()
-        self._keep_outputs(sid, course, result)
+        self._keep_outputs(sid, course, result, folder)
         return result
 
-    def _keep_outputs(self, sid: str, course: Path, result: dict) -> None:
+    def _keep_outputs(self, sid: str, course: Path, result: dict, folder: Path) -> None:
         """Move feedback and the autograded notebook out of the worker's folder; drop the rest."""
         html = result.pop("feedback_html", None)
-        if html:
+        if html and folder == self.results:
             shutil.copyfile(html, self.out / "feedback" / f"{sid}.html")
             result["feedback"] = str(self.out / "feedback" / f"{sid}.html")
         notebook = course / "autograded" / sid / cfg.ASSIGNMENT_ID / f"{cfg.NOTEBOOK_NAME}.ipynb"
         if notebook.is_file():
-            (self.root / "autograded").mkdir(exist_ok=True)
-            shutil.copyfile(notebook, self.root / "autograded" / f"{sid}.ipynb")
+            keep = self.root / "autograded" if folder == self.results else folder
+            keep.mkdir(exist_ok=True)
+            shutil.copyfile(notebook, keep / f"{sid}.ipynb")
         shutil.rmtree(course, ignore_errors=True)
 
     def row_from_result(self, result: dict) -> GradeRow:
         sid = result["student_id"]
-        if "error" in result:
+        if "grader_error" in result:
+            row = fault_row(sid, result["grader_error"], self.auto_ids, self.manual_ids)
+        elif "error" in result:
             row = zero_row(sid, result["error"], self.auto_ids, self.manual_ids)
         else:
             cells: dict[str, float | None] = {gid: float(result["cells"].get(gid, 0.0)) for gid in self.auto_ids}
@@ -277,32 +283,48 @@ class Grader:
             feedback = result.get("feedback")
             row.feedback = Path(feedback) if feedback else None
         row.seconds, row.device = result.get("seconds", 0.0), result.get("device", "")
+        row.isolation = result.get("isolation", self.isolation)
         return row
 
 
 def csv_header(auto_ids: list[str], manual_ids: list[str]) -> list[str]:
-    return ["student_id", "autograded_score", "autograded_max", *auto_ids, *manual_ids, "status", "device"]
+    return ["student_id", "autograded_score", "autograded_max", *auto_ids, *manual_ids, "status", "device", "isolation"]
 
 
 def write_grades(rows: list[GradeRow], path: Path, auto_ids: list[str], manual_ids: list[str]) -> None:
-    """Write ``grades.csv`` atomically: a reader sees the old file or the new one, never half."""
+    """Write ``grades.csv`` atomically: a reader sees the old file or the new one, never half.
+
+    A row the grader failed on has empty score cells: no number stands where none was earned.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(csv_header(auto_ids, manual_ids))
     for row in sorted(rows, key=lambda r: r.student_id):
         values = ["" if row.cells.get(g) is None else f"{row.cells[g]:g}" for g in auto_ids + manual_ids]
-        writer.writerow([row.student_id, f"{row.score:g}", f"{row.max_score:g}", *values, row.status, row.device])
+        score = "" if row.score is None else f"{row.score:g}"
+        writer.writerow([row.student_id, score, f"{row.max_score:g}", *values, row.status, row.device, row.isolation])
     tmp = path.with_suffix(".csv.tmp")
     tmp.write_text(buffer.getvalue())
     os.replace(tmp, path)
 
 
+def fault_summary(rows: list[GradeRow]) -> str | None:
+    """One line naming how many submissions the grader failed on and why; None when there are none."""
+    faults = Counter(row.status.removeprefix(GRADER_ERROR) for row in rows if row.grader_fault)
+    if not faults:
+        return None
+    reasons = "; ".join(f"{reason} ({count}x)" for reason, count in faults.most_common())
+    return (f"{sum(faults.values())} submission(s) could not be graded because of the grader or the machine, "
+            f"not the students (empty scores, graded again on the next run): {reasons}")
+
+
 def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple[int, int] | None = None,
-          cell_timeout: int = cfg.CELL_TIMEOUT_S, progress: bool = False) -> list[GradeRow]:
+          cell_timeout: int = cfg.CELL_TIMEOUT_S, progress: bool = False, canary: bool = True) -> list[GradeRow]:
     """Grade every submission in ``submissions_folder`` (or one shard of them) into ``out``.
 
     Returns one row per submission; writes ``out/grades.csv`` after each one and
     ``out/feedback/<student>.html``. Submissions graded before by the same grader are reused.
+    Before the first one, the canary grades the reference (``CanaryFailed`` if it falls short).
     """
     out = Path(out)
     source = Path(submissions_folder)
@@ -316,9 +338,9 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
 
         submissions = select_shard(submissions, *shard)
     out.mkdir(parents=True, exist_ok=True)
-    grader = Grader(out, workers=workers, cell_timeout=cell_timeout, hide=[source.resolve().parent if source.is_file()
-                                                                          else source.resolve()])
-    log.info("%s; kernels on %s", grader.isolation, grader.device)
+    grader = Grader(out, workers=workers, cell_timeout=cell_timeout)
+    if not grader.sandboxed:
+        log.warning("kernels are NOT sandboxed: %s", grader.isolation.removeprefix("NONE: "))
     rows = {}
     todo = []
     for submission in submissions:
@@ -330,6 +352,8 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
     if rows:
         log.info("%d submission(s) already graded by this grader: kept", len(rows))
     write_grades(list(rows.values()), out / "grades.csv", grader.auto_ids, grader.manual_ids)
+    if canary and any(not s.problem for s in todo):
+        grader.run_canary()
     bar = None
     if progress:
         from tqdm import tqdm

@@ -1,7 +1,7 @@
 """Print grading results for a person: the summary table of ``grade``."""
 from __future__ import annotations
 
-from autograder.grade import GradeRow
+from autograder.results import GradeRow
 
 
 def short_id(grade_id: str) -> str:
@@ -14,9 +14,10 @@ def summary_table(rows: list[GradeRow], auto_ids: list[str]) -> str:
     header = ["student", *[short_id(g) for g in auto_ids], "score", "status"]
     lines = []
     for row in sorted(rows, key=lambda r: r.student_id):
-        cells = [f"{row.cells.get(g) or 0:g}" for g in auto_ids]
-        status = row.status if len(row.status) <= 70 else row.status[:67] + "..."
-        lines.append([row.student_id, *cells, f"{row.score:g}/{row.max_score:g}", status])
+        cells = ["-" if row.cells.get(g) is None else f"{row.cells[g]:g}" for g in auto_ids]
+        status = row.status if len(row.status) <= 90 else row.status[:87] + "..."
+        score = "-" if row.score is None else f"{row.score:g}"
+        lines.append([row.student_id, *cells, f"{score}/{row.max_score:g}", status])
     widths = [max(len(str(line[i])) for line in [header, *lines]) for i in range(len(header) - 1)]
     def fmt(line: list[str]) -> str:
         return "  ".join(str(v).ljust(w) for v, w in zip(line, widths)) + "  " + line[-1]

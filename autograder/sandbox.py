@@ -1,48 +1,64 @@
-"""Run a grading kernel as an unprivileged user that can see and touch almost nothing.
+"""Run a grading kernel in a file system built from an allow-list, as a user of its own.
 
 The grader registers a kernelspec (``write_kernelspec``) whose command is this module; Jupyter
 starts it as root with the kernel's own command line after ``--``. It then
 
-1. (stage 1) moves itself into the submission's memory and process cgroups when the machine
-   has writable cgroups, and re-executes itself in a private mount namespace (``unshare``);
-2. (stage 2, root inside that namespace) mounts empty file systems over every folder the
-   kernel must not read (the course repository, the grading output, the submissions, /tmp,
-   /root, /home), binds back read-only what the kernel needs (the Python environment),
-   copies the notebook's data into a scratch folder, the only writable place, and
-3. drops to the submission's user id with ``setpriv`` (no groups, no capabilities, no new
-   privileges) under ``prlimit`` limits on data memory, processes and open files, and
-   execs the kernel there.
+1. moves itself into the submission's memory and process cgroups when the machine has
+   writable cgroups (v1);
+2. execs bubblewrap (``bwrap``, the sandbox Flatpak relies on) which builds a new root from
+   nothing: the system's ``/usr`` and the Python environment read-only, a few files of
+   ``/etc``, the notebook's data and figures read-only, a private ``/dev`` and ``/proc``, and
+   two small writable tmpfs (the kernel's home and ``/tmp``). Nothing else exists in there,
+   wherever the course repository, the submissions or the output lie. The kernel gets new
+   pid, network (loopback only), IPC, UTS and cgroup namespaces and dies with its parent;
+3. inside, ``setpriv`` drops to the submission's user id (no groups, no capabilities, no new
+   privileges) and ``prlimit`` caps data memory, processes and open files, then the kernel runs.
 
-Network isolation is not done here: the whole grading worker runs in a network namespace with
-only loopback (``grade.py``), because the kernel talks to nbgrader over loopback TCP.
+The kernel has no network at all, so it talks to the grader over Unix sockets (Jupyter's
+``ipc`` transport) in a folder bound into the sandbox at ``IPC_DIR``. No user namespace is
+used: bwrap runs as root so that it can read a Python environment under ``/root`` or a home
+folder, and the kernel's processes keep a real, unprivileged user id of their own on the host
+(their limits count there, and the grader can kill every one of them).
 
     python -m autograder.sandbox CONFIG.json -- python -m ipykernel_launcher -f {connection_file}
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 KERNEL_NAME = "w4-sandbox"
-SCRATCH = Path("/tmp/work")  # inside the kernel's private /tmp
+HOME = "/home/student"  # the kernel's working folder: the notebook's data and figures, read-only, inside
+IPC_DIR = "/run/kernel"  # where the kernel's sockets and connection file are, inside the sandbox
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+TOOLS = ("bwrap", "setpriv", "prlimit")
+INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) and util-linux"
+# the only parts of /etc a Python kernel needs: the dynamic loader's cache, time zone, alternatives
+ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives")
+NAMESPACES = ("--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try")
+# capabilities setpriv needs to become the kernel's user; setpriv then drops every one of them
+SETPRIV_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
 
 
 @dataclass
 class SandboxConfig:
     uid: int
     gid: int
-    hide: list[str]  # folders replaced by an empty read-only tmpfs
-    keep: list[str]  # folders inside hidden ones that stay visible, read-only (the venv)
-    copy_in: list[str]  # folders copied into the scratch folder (the notebook's data)
+    readonly: list[str]  # host folders bound read-only at the same path (the Python environment)
+    masked: list[str]  # folders inside those, replaced by an empty tmpfs (nbgrader's own test notebooks)
+    files: dict[str, str]  # sandbox path -> host path, bound read-only (data, figures, passwd)
+    ipc: str  # host folder for the kernel's sockets, owned by the kernel's user
     memory_bytes: int
     max_processes: int
+    scratch_bytes: int  # size of the kernel's home and of its /tmp (memory, counted by the cgroup)
     cgroup: str | None = None  # name under memory/ and pids/ when cgroups are writable
     env: dict[str, str] = field(default_factory=dict)
 
@@ -55,16 +71,94 @@ class SandboxConfig:
         return cls(**json.loads(Path(path).read_text()))
 
 
+def python_environment() -> list[str]:
+    """Folders the kernel's Python needs read-only: the venv, its base interpreter, their real paths."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    paths |= {os.path.realpath(p) for p in paths}
+    paths |= {os.path.dirname(os.path.realpath(sys.executable))}
+    paths = {p for p in paths if not _inside(p, ["/usr"])}
+    return sorted(p for p in paths if not _inside(p, [q for q in paths if q != p]))
+
+
+def hidden_packages() -> list[str]:
+    """Installed packages the kernel does not need and must not read: nbgrader ships notebooks
+    and gradebooks of its own tests (which a probe for course files would otherwise find)."""
+    site = Path(sysconfig.get_paths()["purelib"])
+    return [str(site / name) for name in ("nbgrader",) if (site / name).is_dir()]
+
+
+def gpu_devices() -> list[str]:
+    """NVIDIA device nodes to pass through (none on a machine without a GPU)."""
+    return sorted(glob.glob("/dev/nvidia*") + glob.glob("/dev/nvidia-caps/*"))
+
+
+def _parents(path: str) -> list[str]:
+    parts = Path(path).parts[1:-1]
+    return ["/" + "/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+
+
+def _inside(path: str, folders: list[str]) -> bool:
+    return any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)
+
+
+def bwrap_argv(config: SandboxConfig, command: list[str]) -> list[str]:
+    """The bwrap command line that runs ``command`` as the kernel's user in the allow-listed root."""
+    argv = ["bwrap", *NAMESPACES, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    for cap in SETPRIV_CAPS:
+        argv += ["--cap-add", cap]
+    argv += ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            argv += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            argv += ["--ro-bind", top, top]
+    for name in ETC_FILES:
+        argv += ["--ro-bind-try", name, name]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    devices = gpu_devices()
+    for device in devices:
+        argv += ["--dev-bind", device, device]
+    if devices:  # the CUDA driver reads the PCI topology
+        argv += ["--ro-bind-try", "/sys", "/sys"]
+    size = str(config.scratch_bytes)
+    # the writable tmpfs first, so that binds below them (a venv under /tmp) stay visible
+    argv += ["--perms", "01777", "--size", size, "--tmpfs", "/tmp", "--perms", "0755", "--dir", str(Path(HOME).parent),
+             "--perms", "0777", "--size", size, "--tmpfs", HOME]
+    # parents of the other targets exist and are open to all (bwrap would copy /root's 0700)
+    made = {"/usr", "/proc", "/dev", "/sys", "/etc", "/tmp", str(Path(HOME).parent), HOME}
+    targets = [*config.readonly, IPC_DIR]
+    for parent in sorted({p for t in targets for p in _parents(t)}, key=lambda p: (p.count("/"), p)):
+        if parent not in made and not _inside(parent, config.readonly):
+            argv += ["--perms", "0755", "--dir", parent]
+            made.add(parent)
+    for folder in config.readonly:
+        argv += ["--ro-bind", folder, folder]
+    for folder in config.masked:
+        argv += ["--tmpfs", folder, "--remount-ro", folder]
+    for target, source in sorted(config.files.items()):
+        argv += ["--ro-bind", source, target]
+    argv += ["--bind", config.ipc, IPC_DIR, "--chdir", HOME, "--"]
+    argv += ["setpriv", f"--reuid={config.uid}", f"--regid={config.gid}", "--clear-groups", "--no-new-privs",
+             "--inh-caps=-all", "--bounding-set=-all", "--",
+             "prlimit", f"--data={config.memory_bytes}", f"--nproc={config.max_processes}", "--nofile=1024",
+             "--core=0", "--", *command]
+    return argv
+
+
 def available() -> str | None:
-    """None when this machine can sandbox kernels, else the reason it cannot."""
+    """None when this machine can sandbox kernels, else the reason it cannot (with the fix)."""
+    if not sys.platform.startswith("linux"):
+        return f"kernels are sandboxed on Linux only, not {sys.platform}"
     if os.geteuid() != 0:
-        return "the grader does not run as root (needed for namespaces and setpriv)"
-    for tool in ("unshare", "setpriv", "prlimit", "mount", "ip"):
-        if shutil.which(tool) is None:
-            return f"the command {tool!r} is missing"
-    probe = subprocess.run(["unshare", "--net", "--mount", "--", "true"], capture_output=True, text=True)
+        return "the grader does not run as root (bubblewrap needs it to switch the kernel to its own user)"
+    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    if missing:
+        return f"the command(s) {', '.join(missing)} are missing: {INSTALL_HINT}"
+    probe = subprocess.run(["bwrap", *NAMESPACES, "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--",
+                            "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "true"],
+                           capture_output=True, text=True)
     if probe.returncode != 0:
-        return f"unshare is not permitted here ({probe.stderr.strip() or probe.returncode})"
+        return f"bubblewrap cannot create namespaces here ({probe.stderr.strip() or probe.returncode})"
     return None
 
 
@@ -143,7 +237,10 @@ def kill_user(uid: int, patience_s: float = 10.0) -> None:
 
 
 def write_kernelspec(folder: Path, config_path: Path) -> Path:
-    """Register the sandboxed kernel under ``folder/kernels``; add ``folder`` to JUPYTER_PATH."""
+    """Register the sandboxed kernel under ``folder/kernels``; add ``folder`` to JUPYTER_PATH.
+
+    Interrupts go as messages: a SIGINT to the process group would reach bwrap, not the kernel.
+    """
     spec_dir = folder / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
     repo = str(Path(__file__).resolve().parents[1])
@@ -152,100 +249,56 @@ def write_kernelspec(folder: Path, config_path: Path) -> Path:
                  sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Python 3 (sandboxed grading kernel)",
         "language": "python",
+        "interrupt_mode": "message",
         "env": {"PYTHONPATH": repo},
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
     return spec_dir
 
 
-def _mount(*args: str) -> None:
-    subprocess.run(["mount", *args], check=True, capture_output=True, text=True)
-
-
-def _connection_file(argv: list[str]) -> int:
-    return argv.index("-f") + 1
-
-
 # the only variables a kernel inherits: the grader's own environment (tokens, paths) stays out
 INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
              "NVIDIA_DRIVER_CAPABILITIES", "LD_LIBRARY_PATH", "NBGRADER_EXECUTION", "NBGRADER_VALIDATING",
-             "MPLBACKEND", "JPY_PARENT_PID")
+             "MPLBACKEND")  # not JPY_PARENT_PID: in its pid namespace the kernel cannot see its parent
 
 
 def kernel_environment(config: SandboxConfig) -> dict[str, str]:
-    """The kernel's environment: an allowlist, with every cache and temp path in the scratch folder."""
+    """The kernel's environment: an allowlist, with every cache and temp path in its own tmpfs."""
     env = {k: v for k, v in os.environ.items() if k in INHERITED}
-    cache = SCRATCH / ".cache"
-    env.update({"HOME": str(SCRATCH), "TMPDIR": str(SCRATCH), "USER": "student", "LOGNAME": "student",
-                "XDG_CACHE_HOME": str(cache), "MPLCONFIGDIR": str(cache / "matplotlib"),
-                "TORCHINDUCTOR_CACHE_DIR": str(cache / "torchinductor"), "PYTHONDONTWRITEBYTECODE": "1",
-                **config.env})
+    cache = f"{HOME}/.cache"
+    env.update({"HOME": HOME, "TMPDIR": "/tmp", "USER": "student", "LOGNAME": "student",
+                "XDG_CACHE_HOME": cache, "MPLCONFIGDIR": f"{cache}/matplotlib",
+                "TORCHINDUCTOR_CACHE_DIR": f"{cache}/torchinductor", "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONNOUSERSITE": "1", **config.env})
     return env
 
 
-def stage1(config_path: Path, kernel_argv: list[str]) -> None:
+def launch(config_path: Path, kernel_argv: list[str]) -> None:
+    """Join the cgroups, hand the kernel its connection file, and exec bwrap (never returns)."""
     config = SandboxConfig.read(config_path)
     if config.cgroup:
         for controller in ("memory", "pids"):
             (CGROUP_ROOT / controller / config.cgroup / "cgroup.procs").write_text(str(os.getpid()))
-    os.execvp("unshare", ["unshare", "--mount", "--propagation", "private", "--",
-                          sys.executable, "-m", "autograder.sandbox", "--stage2", str(config_path), "--", *kernel_argv])
-
-
-def stage2(config_path: Path, kernel_argv: list[str]) -> None:
-    config = SandboxConfig.read(config_path)
-    index = _connection_file(kernel_argv)
-    connection = Path(kernel_argv[index]).read_bytes()
-    copies = [(Path(p), Path(p).name) for p in config.copy_in if Path(p).is_dir()]
-    staged = Path("/run/w4-sandbox-copy")
-    # stage what the kernel needs before hiding its origin
-    _mount("-t", "tmpfs", "-o", "mode=0755,size=512m", "tmpfs", "/run")
-    staged.mkdir()
-    for source, name in copies:
-        shutil.copytree(source, staged / name)
-    keeps = []
-    for n, keep in enumerate(config.keep):
-        holder = Path(f"/run/w4-keep-{n}")
-        holder.mkdir()
-        _mount("--bind", keep, str(holder))
-        keeps.append((holder, keep))
-    _mount("-t", "tmpfs", "-o", "mode=0755,size=1g", "tmpfs", "/tmp")
-    for hidden in config.hide:
-        if Path(hidden).is_dir() and hidden != "/tmp":
-            _mount("-t", "tmpfs", "-o", "mode=0755,size=1m", "tmpfs", hidden)
-    for holder, keep in keeps:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        _mount("--bind", str(holder), keep)
-        _mount("-o", "remount,bind,ro", keep)
-    SCRATCH.mkdir(mode=0o700)
-    for _, name in copies:
-        shutil.copytree(staged / name, SCRATCH / name)
-    (SCRATCH / "kernel.json").write_bytes(connection)
-    for path in [SCRATCH, *SCRATCH.rglob("*")]:
-        os.chown(path, config.uid, config.gid)
-    _mount("-t", "tmpfs", "-o", "mode=0755,size=1m", "tmpfs", "/run")  # drop the staging copies
-    kernel_argv[index] = str(SCRATCH / "kernel.json")
-    for hidden in ["/tmp", *config.hide]:
-        if Path(hidden).is_dir() and not os.path.ismount(hidden):
-            raise RuntimeError(f"sandbox: {hidden} is not hidden; refusing to start the kernel")
-    env = kernel_environment(config)
-    os.chdir(SCRATCH)
-    os.execvpe("setpriv", [
-        "setpriv", f"--reuid={config.uid}", f"--regid={config.gid}", "--clear-groups", "--no-new-privs",
-        "--inh-caps=-all", "--bounding-set=-all", "--",
-        "prlimit", f"--data={config.memory_bytes}", f"--nproc={config.max_processes}", "--nofile=1024",
-        "--core=0", "--", *kernel_argv], env)
+    index = kernel_argv.index("-f") + 1
+    connection = json.loads(Path(kernel_argv[index]).read_text())
+    if connection.get("transport") != "ipc":
+        raise SystemExit(f"sandbox: the kernel's connection file {kernel_argv[index]} uses "
+                         f"{connection.get('transport')!r}; the sandboxed kernel has no network and needs 'ipc'")
+    connection["ip"] = f"{IPC_DIR}/{Path(connection['ip']).name}"  # the same sockets, seen from inside
+    inside = Path(config.ipc) / "connection.json"
+    inside.write_text(json.dumps(connection))
+    os.chown(inside, config.uid, config.gid)
+    os.chmod(inside, 0o600)
+    kernel_argv[index] = f"{IPC_DIR}/connection.json"
+    os.execvpe("bwrap", bwrap_argv(config, kernel_argv), kernel_environment(config))
 
 
 def main(argv: list[str]) -> None:
     if argv and argv[0] == "--kill":  # python -m autograder.sandbox --kill UID
         kill_user(int(argv[1]))
         return
-    stage = stage1
-    if argv and argv[0] == "--stage2":
-        stage, argv = stage2, argv[1:]
     split = argv.index("--")
-    stage(Path(argv[0]), argv[split + 1:])
+    launch(Path(argv[0]), argv[split + 1:])
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import course_config as cfg
 from autograder.grade import GradeRow, grade, graded_cells
 
 MUTANTS = cfg.ROOT / "tests" / "mutants"
-EXAMPLES = cfg.ROOT / "examples" / "submissions"
+EXAMPLES = cfg.EXAMPLES_DIR
 
 
 @dataclass

@@ -1,37 +1,34 @@
 """Grade one submission with nbgrader, in a process of its own; write its result as JSON.
 
-``grade.py`` starts one of these per submission (inside a network namespace with only
-loopback when the machine allows it) and reads back ``result.json``. The worker owns a small
-nbgrader course folder: the source linked from the run's template, a copy of the template
-gradebook, and the student's submission. When sandboxing is on, nbgrader's kernel is the
-sandboxed kernel of ``autograder/sandbox.py``.
+``grade.py`` starts one of these per submission and reads back the result file
+(``autograder/results.py`` says what it holds). The worker owns a small nbgrader course folder:
+the source linked from the run's template, a copy of the template gradebook, and the student's
+submission. When sandboxing is on, nbgrader's kernel is the sandboxed kernel of
+``autograder/sandbox.py``, reached over Unix sockets (it has no network).
+
+A submission whose cell ran out of time is graded a second time before its score counts: on a
+loaded machine the first attempt's timeout may be the machine's fault, not the student's.
 
     python -m autograder.worker TASK.json
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
+import tempfile
 import time
-from dataclasses import asdict, dataclass
+import traceback
 from pathlib import Path
 
 import course_config as cfg
+from autograder.results import NOTE_PREFIX, Task, failed_cells, graded_cells, notes_of, read_task, write_json
+
+TIMEOUT_NOTE = "time limit"  # what the executor's notes say of a cell stopped at its limit
 
 
-@dataclass
-class Task:
-    student_id: str
-    submission: str  # path of the student's notebook
-    course: str  # this worker's nbgrader course folder
-    template: str  # the run's template course (source/ and gradebook.db)
-    result: str  # where to write the result JSON
-    cell_timeout: int
-    sandbox_uid: int | None  # None: run the kernel as the grader's own user
-    hide: list[str]  # folders the sandboxed kernel must not see
-    threads: int  # CPU threads for the kernel's numerical libraries
+class GraderFault(RuntimeError):
+    """The grader or the machine failed on this submission: it gets no score, only this reason."""
 
 
 def autograded_path(course: Path, kind: str, student_id: str) -> Path:
@@ -52,26 +49,45 @@ def prepare_course(task: Task) -> Path:
     return course
 
 
-def sandbox_setup(task: Task, course: Path) -> tuple[dict, str | None]:
-    """Kernelspec and config of the sandboxed kernel; return (nbgrader config, cgroup name)."""
+def kernel_files(task: Task, course: Path) -> dict[str, str]:
+    """What the kernel sees of the course, read-only: the notebook's data and figures, and a
+    passwd naming its user."""
     from autograder import sandbox
 
-    keep = sorted({sys.prefix, sys.base_prefix})
+    assignment = Path(task.template) / "source" / cfg.ASSIGNMENT_ID
+    files = {f"{sandbox.HOME}/{name}": str(assignment / name) for name in ("data", "figures")
+             if (assignment / name).is_dir()}
+    uid = task.sandbox_uid
+    (course / "passwd").write_text(f"root:x:0:0::/:/usr/sbin/nologin\nstudent:x:{uid}:{uid}::{sandbox.HOME}:/bin/sh\n")
+    (course / "group").write_text(f"root:x:0:\nstudent:x:{uid}:\n")
+    files.update({"/etc/passwd": str(course / "passwd"), "/etc/group": str(course / "group")})
+    return files
+
+
+def sandbox_setup(task: Task, course: Path) -> tuple[dict, str | None, Path]:
+    """Kernelspec and config of the sandboxed kernel; return (nbgrader config, cgroup, socket folder)."""
+    from autograder import sandbox
+
     cgroup = None
     if sandbox.cgroups_writable():
         cgroup = f"w4-grading/{task.student_id}-{os.getpid()}"
         sandbox.create_cgroup(cgroup, cfg.KERNEL_MEMORY_MB * 2**20, cfg.KERNEL_MAX_PROCESSES)
+    # Unix socket paths are limited to 107 bytes: a short folder, not one under the output
+    ipc = Path(tempfile.mkdtemp(prefix="w4k-", dir="/tmp" if os.path.isdir("/tmp") else None))
+    os.chown(ipc, task.sandbox_uid, task.sandbox_uid)
     config = sandbox.SandboxConfig(
-        uid=task.sandbox_uid, gid=task.sandbox_uid, hide=task.hide, keep=keep,
-        copy_in=[str(course / "source" / cfg.ASSIGNMENT_ID / name) for name in ("data", "figures")],
-        memory_bytes=cfg.KERNEL_MEMORY_MB * 2**20, max_processes=cfg.KERNEL_MAX_PROCESSES, cgroup=cgroup,
-        env=thread_env(task.threads))
+        uid=task.sandbox_uid, gid=task.sandbox_uid, readonly=sandbox.python_environment(),
+        masked=sandbox.hidden_packages(), files=kernel_files(task, course), ipc=str(ipc),
+        memory_bytes=cfg.KERNEL_MEMORY_MB * 2**20, max_processes=cfg.KERNEL_MAX_PROCESSES,
+        scratch_bytes=cfg.KERNEL_SCRATCH_MB * 2**20, cgroup=cgroup, env=thread_env(task.threads))
     jupyter = course / ".jupyter"
     sandbox.write_kernelspec(jupyter, config.write(course / "sandbox.json"))
     os.environ["JUPYTER_PATH"] = str(jupyter)
-    return {"GuardedExecute": {"kernel_name": sandbox.KERNEL_NAME, "sandbox_uid": task.sandbox_uid,
-                               "cleanup_command": [sys.executable, "-m", "autograder.sandbox", "--kill",
-                                                   str(task.sandbox_uid)]}}, cgroup
+    extra = {"GuardedExecute": {"kernel_name": sandbox.KERNEL_NAME, "sandbox_uid": task.sandbox_uid,
+                                "cleanup_command": [sys.executable, "-m", "autograder.sandbox", "--kill",
+                                                    str(task.sandbox_uid)]},
+             "KernelManager": {"transport": "ipc", "ip": str(ipc / "kernel")}}
+    return extra, cgroup, ipc
 
 
 def thread_env(threads: int) -> dict[str, str]:
@@ -88,58 +104,97 @@ def read_scores(api, student_id: str, auto_ids: list[str]) -> dict[str, float]:
         return {gid: float(by_id[gid].auto_score or 0.0) if gid in by_id else 0.0 for gid in auto_ids}
 
 
-def run(task: Task) -> dict:
-    """Autograde and build feedback; return the result (also written to ``task.result``)."""
+def timed_out(notes: dict[str, list[str]]) -> list[str]:
+    """Cells the executor stopped at their time limit."""
+    return sorted(cell for cell, lines in notes.items() if any(TIMEOUT_NOTE in line for line in lines))
+
+
+def autograde_once(api, task: Task, course: Path) -> dict:
+    """One nbgrader autograde of the submission: cells, failures, notes (GraderFault if nbgrader fails)."""
     import nbformat
+
+    outcome = api.autograde(cfg.ASSIGNMENT_ID, task.student_id, force=True, create=True)
+    if not outcome.get("success"):
+        print(outcome.get("log"), outcome.get("error"), sep="\n", file=sys.stderr)  # kept in <student>.log
+        raise GraderFault("nbgrader autograde failed: " + last_line(outcome.get("error") or outcome.get("log")))
+    auto_ids, _ = graded_cells()
+    notebook = autograded_path(course, "autograded", task.student_id) / f"{cfg.NOTEBOOK_NAME}.ipynb"
+    notes = notes_of(notebook)
+    present = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nbformat.read(notebook, as_version=4).cells}
+    for missing in sorted(set(auto_ids) - present):
+        notes.setdefault(missing, []).append("this test cell is missing from the submission (deleted?): 0 points")
+    return {"cells": read_scores(api, task.student_id, auto_ids), "failed": failed_cells(notebook), "notes": notes}
+
+
+def run(task: Task) -> dict:
+    """Autograde (twice if a cell timed out) and build feedback; return the result, also written
+    to ``task.result``. Any failure of the grader becomes a ``grader_error`` result."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
 
     from autograder import sandbox
-    from autograder.grade import failed_cells, graded_cells, notes_of
     from autograder.settings import kernel_environment, nbgrader_config, venv_on_path
 
     start = time.perf_counter()
-    venv_on_path()
-    os.environ["PYTHONPATH"] = str(cfg.ROOT)  # for the sandbox's own commands, whatever the cwd
-    os.environ.update(kernel_environment())  # DEVICE_POLICY; the sandbox passes CUDA_VISIBLE_DEVICES on
-    course = prepare_course(task)
-    config = nbgrader_config(course)
-    config.Execute.timeout = config.ExecutePreprocessor.timeout = task.cell_timeout
-    cgroup = None
-    if task.sandbox_uid is not None:
-        extra, cgroup = sandbox_setup(task, course)
-        config.merge(Config(extra))
-    else:
-        os.environ.update(thread_env(task.threads))
-    Path(config.Exchange.root).mkdir(parents=True, exist_ok=True)
-    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     result: dict = {"student_id": task.student_id}
+    cgroup, ipc = None, None
     try:
-        outcome = api.autograde(cfg.ASSIGNMENT_ID, task.student_id, force=True, create=True)
-        if not outcome.get("success"):
-            result["error"] = "nbgrader autograde failed: " + last_line(outcome.get("error") or outcome.get("log"))
-            print(outcome.get("log"), outcome.get("error"), sep="\n", file=sys.stderr)  # kept in <student>.log
+        venv_on_path()
+        os.environ["PYTHONPATH"] = str(cfg.ROOT)  # for the sandbox's own commands, whatever the cwd
+        os.environ.update(kernel_environment())  # DEVICE_POLICY; the sandbox passes CUDA_VISIBLE_DEVICES on
+        course = prepare_course(task)
+        config = nbgrader_config(course)
+        config.Execute.timeout = config.ExecutePreprocessor.timeout = int(task.default_timeout)
+        config.merge(Config({"GuardedExecute": {"cell_timeouts": task.cell_timeouts}}))
+        if task.sandbox_uid is not None:
+            extra, cgroup, ipc = sandbox_setup(task, course)
+            config.merge(Config(extra))
         else:
-            auto_ids, _ = graded_cells()
-            notebook = autograded_path(course, "autograded", task.student_id) / f"{cfg.NOTEBOOK_NAME}.ipynb"
-            notes = notes_of(notebook)
-            present = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nbformat.read(notebook, as_version=4).cells}
-            for missing in sorted(set(auto_ids) - present):
-                notes.setdefault(missing, []).append("this test cell is missing from the submission (deleted?): 0 points")
-            result.update(cells=read_scores(api, task.student_id, auto_ids), failed=failed_cells(notebook), notes=notes)
-            feedback = api.generate_feedback(cfg.ASSIGNMENT_ID, task.student_id, force=True)
-            html = autograded_path(course, "feedback", task.student_id) / f"{cfg.NOTEBOOK_NAME}.html"
-            if feedback.get("success") and html.is_file():
-                result["feedback_html"] = str(html)
+            os.environ.update(thread_env(task.threads))
+        Path(config.Exchange.root).mkdir(parents=True, exist_ok=True)
+        api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+        graded = autograde_once(api, task, course)
+        first_timeouts = timed_out(graded["notes"])
+        if first_timeouts:  # the machine may have been busy: grade again, keep the second attempt
+            retry = f"{', '.join(first_timeouts)} ran past the time limit, so the notebook was graded a second time"
+            graded = autograde_once(api, task, course)
+            for cell in first_timeouts:
+                graded["notes"].setdefault(cell, []).append(
+                    retry + ("; it ran past the limit again" if cell in timed_out(graded["notes"]) else ""))
+            graded["retried"] = True
+        result.update(graded)
+        feedback = api.generate_feedback(cfg.ASSIGNMENT_ID, task.student_id, force=True)
+        html = autograded_path(course, "feedback", task.student_id) / f"{cfg.NOTEBOOK_NAME}.html"
+        if feedback.get("success") and html.is_file():
+            if graded.get("retried"):
+                add_retry_note(html, graded["notes"])
+            result["feedback_html"] = str(html)
+    except GraderFault as fault:
+        result = {"student_id": task.student_id, "grader_error": str(fault)}
+    except Exception as error:  # the grader's own bug or the machine (disk full...): never a score
+        traceback.print_exc()  # into <student>.log
+        result = {"student_id": task.student_id, "grader_error": f"{type(error).__name__}: {error}"[:300]}
     finally:
         if task.sandbox_uid is not None:
             sandbox.kill_user(task.sandbox_uid)
         if cgroup:
             sandbox.remove_cgroup(cgroup)
+        if ipc:
+            shutil.rmtree(ipc, ignore_errors=True)
     result["seconds"] = time.perf_counter() - start
     write_json(Path(task.result), result)
     return result
+
+
+def add_retry_note(html: Path, notes: dict[str, list[str]]) -> None:
+    """Say at the top of the feedback that the notebook was graded twice, and why."""
+    import html as html_lib
+
+    lines = sorted({line for cell_notes in notes.values() for line in cell_notes if "graded a second time" in line})
+    banner = "".join(f"<p><b>{html_lib.escape(NOTE_PREFIX + line)}</b></p>" for line in lines)
+    text = html.read_text()
+    html.write_text(text.replace("<body>", "<body>" + banner, 1) if "<body>" in text else banner + text)
 
 
 def last_line(text: str | None) -> str:
@@ -147,48 +202,16 @@ def last_line(text: str | None) -> str:
     return lines[-1][:300] if lines else "no message"
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Atomic write: a reader (or a crash) never sees half a file."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
-
-
-def write_task(path: Path, task: Task) -> Path:
-    write_json(path, asdict(task))
-    return path
-
-
-CLONE_NEWNET = 0x40000000  # from <sched.h>
-
-
-def isolate_network() -> None:
-    """Move this process into a new network namespace with only loopback up (Linux, root).
-
-    Python 3.11 has no ``os.unshare``, hence libc through ctypes.
-    """
-    import ctypes
-    import subprocess
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
-
-
-def child_main(task_path: str, log_path: str, isolate: bool) -> None:
-    """Entry point of a worker forked by ``grade.py``: own session, own log, own network."""
+def child_main(task_path: str, log_path: str) -> None:
+    """Entry point of a worker forked by ``grade.py``: own session (killed as a group), own log."""
     os.setsid()  # the grader kills the whole group on a timeout, kernel included
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
     sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
-    if isolate:
-        isolate_network()
-    run(Task(**json.loads(Path(task_path).read_text())))
-
+    run(read_task(Path(task_path)))
 
 
 if __name__ == "__main__":
-    run(Task(**json.loads(Path(sys.argv[1]).read_text())))
+    run(read_task(Path(sys.argv[1])))

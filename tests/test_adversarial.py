@@ -18,7 +18,7 @@ from autograder import sandbox
 from autograder.grade import grade
 
 CORPUS = cfg.ROOT / "tests" / "adversarial"
-EXAMPLES = cfg.ROOT / "examples" / "submissions"
+EXAMPLES = cfg.EXAMPLES_DIR
 EXPECTED = json.loads((CORPUS / "expected.json").read_text())
 SANDBOXED = cfg.SANDBOX != "off" and sandbox.available() is None
 CELL_TIMEOUT = 15  # the loops cost this much each; a right cell takes about 2 s

@@ -6,7 +6,7 @@ import pytest
 import course_config as cfg
 from autograder.check import check
 
-EXAMPLES = cfg.ROOT / "examples" / "submissions"
+EXAMPLES = cfg.EXAMPLES_DIR
 MUTANTS = cfg.ROOT / "tests" / "mutants"
 pytestmark = pytest.mark.kernel
 

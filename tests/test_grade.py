@@ -20,7 +20,7 @@ from nbgrader.validator import Validator
 import course_config as cfg
 from autograder.grade import graded_cells
 
-EXAMPLES = cfg.ROOT / "examples" / "submissions"
+EXAMPLES = cfg.EXAMPLES_DIR
 AUTO_IDS, MANUAL_IDS = graded_cells()
 pytestmark = pytest.mark.kernel
 

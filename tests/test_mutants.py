@@ -18,7 +18,7 @@ import course_config as cfg
 from autograder.grade import graded_cells
 
 MUTANTS_DIR = cfg.ROOT / "tests" / "mutants"
-EXAMPLES_DIR = cfg.ROOT / "examples" / "submissions"
+EXAMPLES_DIR = cfg.EXAMPLES_DIR
 AUTO_IDS, _ = graded_cells()
 
 sys.path.insert(0, str(MUTANTS_DIR))  # the generator is a script there, not a package module

@@ -15,7 +15,7 @@ import course_config as cfg
 from autograder.grade import grade
 from autograder.shards import merge
 
-EXAMPLES = cfg.ROOT / "examples" / "submissions"
+EXAMPLES = cfg.EXAMPLES_DIR
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 
 

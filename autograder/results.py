@@ -1,0 +1,147 @@
+"""What the grader and its workers exchange: task files, result files and grade rows.
+
+``grade.py`` (the parent) writes a ``Task`` per submission; ``worker.py`` (one process per
+submission) grades it and writes a result dict; the parent turns results into ``GradeRow``s.
+Both sides import this module and nothing of each other.
+
+A result is one of three kinds:
+
+- graded: ``cells`` (test cell -> points), ``failed``, ``notes``;
+- ``error``: the *submission* could not be graded (not a notebook, another assignment's...):
+  0 points with that reason, as the student caused it;
+- ``grader_error``: the *grader or the machine* failed (the sandbox or the kernel did not
+  start, nbgrader raised, the worker crashed, the disk is full): no score at all, never cached,
+  and ``grade`` exits non-zero. A fault of the grader is never a student's score.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+
+import course_config as cfg
+from autograder.notebook_code import is_test_cell
+
+NOTE_PREFIX = "[grader] "  # output lines the grader adds to a cell (repairs, limits)
+GRADER_ERROR = "error: grader: "  # status of a row the grader failed to grade (no score)
+STUDENT_ERROR = "error: "  # status of a submission that cannot be graded (0 points)
+
+
+@dataclass
+class Task:
+    student_id: str
+    submission: str  # path of the student's notebook
+    course: str  # this worker's nbgrader course folder
+    template: str  # the run's template course (source/ and gradebook.db)
+    result: str  # where to write the result JSON
+    cell_timeouts: dict[str, float]  # grade id -> seconds; cells not listed get cfg.CELL_TIMEOUT_S
+    default_timeout: float  # seconds for a cell not in cell_timeouts
+    sandbox_uid: int | None  # None: run the kernel as the grader's own user
+    threads: int  # CPU threads for the kernel's numerical libraries
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomic write: a reader (or a crash) never sees half a file."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def write_task(path: Path, task: Task) -> Path:
+    write_json(path, asdict(task))
+    return path
+
+
+def read_task(path: Path) -> Task:
+    return Task(**json.loads(Path(path).read_text()))
+
+
+def graded_cells(source_notebook: Path = cfg.SOURCE_NOTEBOOK) -> tuple[list[str], list[str]]:
+    """(autograded test cell ids, manually graded cell ids), in notebook order."""
+    nb = nbformat.read(source_notebook, as_version=4)
+    auto, manual = [], []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            (auto if is_test_cell(cell) else manual).append(meta["grade_id"])
+    return auto, manual
+
+
+@dataclass
+class GradeRow:
+    student_id: str
+    score: float | None  # None: the grader failed, there is no score
+    max_score: float
+    cells: dict[str, float | None]  # grade id -> autograded score (None: by hand, or not graded)
+    status: str  # "graded", "error: <reason>" (0 points) or "error: grader: <reason>" (no score)
+    failed: dict[str, str] = field(default_factory=dict)  # test cell id -> error message
+    notes: dict[str, list[str]] = field(default_factory=dict)  # cell id -> grader notes (tampering, limits)
+    seconds: float = 0.0
+    device: str = ""
+    isolation: str = ""  # how the kernel was isolated ("sandbox", or "NONE: <why>")
+    feedback: Path | None = None
+
+    @property
+    def grader_fault(self) -> bool:
+        return self.status.startswith(GRADER_ERROR)
+
+
+def auto_max(auto_ids: list[str]) -> float:
+    return float(sum(cfg.POINTS[gid] for gid in auto_ids))
+
+
+def zero_row(student_id: str, reason: str, auto_ids: list[str], manual_ids: list[str]) -> GradeRow:
+    """The row of a submission that cannot be graded through its own fault: 0 points, the reason."""
+    cells: dict[str, float | None] = {gid: 0.0 for gid in auto_ids}
+    cells.update({gid: None for gid in manual_ids})
+    return GradeRow(student_id, 0.0, auto_max(auto_ids), cells, f"{STUDENT_ERROR}{reason}")
+
+
+def fault_row(student_id: str, reason: str, auto_ids: list[str], manual_ids: list[str]) -> GradeRow:
+    """The row of a submission the grader failed to grade: no score in any cell, the reason."""
+    cells: dict[str, float | None] = {gid: None for gid in auto_ids + manual_ids}
+    return GradeRow(student_id, None, auto_max(auto_ids), cells, f"{GRADER_ERROR}{reason}")
+
+
+def failed_cells(autograded_notebook: Path) -> dict[str, str]:
+    """Test cells that raised, with the message their assertion carried."""
+    failed = {}
+    for cell in nbformat.read(autograded_notebook, as_version=4).cells:
+        if is_test_cell(cell):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    failed[cell.metadata["nbgrader"]["grade_id"]] = f"{output.get('ename')}: {output.get('evalue')}"
+    return failed
+
+
+def notes_of(autograded_notebook: Path) -> dict[str, list[str]]:
+    """The grader's own notes per cell (repairs before a test, time limits, cells not run)."""
+    notes: dict[str, list[str]] = {}
+    for index, cell in enumerate(nbformat.read(autograded_notebook, as_version=4).cells):
+        key = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
+        for output in cell.get("outputs", []):
+            text = output.get("text", "") if output.get("output_type") == "stream" else ""
+            found = [line[len(NOTE_PREFIX):] for line in text.splitlines() if line.startswith(NOTE_PREFIX)]
+            if output.get("output_type") == "error" and output.get("ename") == "CellNotRun":
+                found.append(output.get("evalue", ""))
+            if found:
+                notes.setdefault(key, []).extend(found)
+    return notes
+
+
+def cell_seconds(executed_notebook: Path) -> dict[str, float]:
+    """grade id -> seconds each nbgrader cell took, from nbclient's timing metadata."""
+    from datetime import datetime
+
+    times = {}
+    for cell in nbformat.read(executed_notebook, as_version=4).cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        timing = cell.metadata.get("execution", {})
+        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if gid and start and end:
+            parse = datetime.fromisoformat
+            times[gid] = (parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds()
+    return times
