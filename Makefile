@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 # nbgrader runs `alembic` from PATH when it creates a gradebook
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install demo test release grade calibrate benchmarks clean
+.PHONY: install sandbox-tools demo test release grade calibrate benchmarks clean
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
@@ -17,7 +17,19 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) sandbox-tools
+
+# bubblewrap sandboxes the grading kernels: installed with apt where we are root, else named
+sandbox-tools:
+	@command -v bwrap >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing bubblewrap (the kernel sandbox) with apt-get"; \
+		(apt-get install -y -q bubblewrap >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null)) \
+			|| echo "WARNING: apt-get could not install bubblewrap: kernels will NOT be sandboxed"; \
+	else \
+		echo "WARNING: bubblewrap (bwrap) is missing and cannot be installed here (not root, or no apt-get):"; \
+		echo "         kernels will NOT be sandboxed; install it (apt-get install bubblewrap) and grade as root"; \
+	fi
 
 demo: install
 	$(BIN)/python -m autograder demo --out out/demo

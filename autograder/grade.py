@@ -324,7 +324,8 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
 
     Returns one row per submission; writes ``out/grades.csv`` after each one and
     ``out/feedback/<student>.html``. Submissions graded before by the same grader are reused.
-    Before the first one, the canary grades the reference (``CanaryFailed`` if it falls short).
+    Before the first one, the canary grades the reference; if it falls short, no submission is
+    graded and each gets a grader-fault row saying so (no score).
     """
     out = Path(out)
     source = Path(submissions_folder)
@@ -353,7 +354,16 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
         log.info("%d submission(s) already graded by this grader: kept", len(rows))
     write_grades(list(rows.values()), out / "grades.csv", grader.auto_ids, grader.manual_ids)
     if canary and any(not s.problem for s in todo):
-        grader.run_canary()
+        try:
+            grader.run_canary()
+        except CanaryFailed as failure:  # no student is graded on a machine that fails the reference
+            log.error("%s", failure)
+            for submission in todo:
+                rows[submission.student_id] = fault_row(submission.student_id, f"not graded, the canary failed: {failure}",
+                                                        grader.auto_ids, grader.manual_ids)
+                rows[submission.student_id].isolation = grader.isolation
+            todo = []
+            write_grades(list(rows.values()), out / "grades.csv", grader.auto_ids, grader.manual_ids)
     bar = None
     if progress:
         from tqdm import tqdm

@@ -30,6 +30,7 @@ from nbgrader.preprocessors import ClearHiddenTests
 
 import course_config as cfg
 from autograder.grade import Grader, GradeRow, graded_cells, zero_row
+from autograder.results import GraderFault
 from autograder.notebook_code import is_test_cell
 from autograder.submissions import STUDENT_ID, Submission, expected_grade_ids, notebook_problem
 
@@ -40,7 +41,8 @@ ROOT_VARIABLE = "GRADESCOPE_ROOT"  # run_autograder reads it, so tests can use a
 VENV = "/autograder/venv"  # where setup.sh installs the stack and run_autograder runs it
 SCHEMA = cfg.ROOT / "autograder" / "gradescope_schema.json"
 # the repository paths the grader needs at run time (release/ is not: grading uses source/)
-ZIP_FILES = ("course_config.py", "nbgrader_config.py", "requirements.txt")
+ZIP_FILES = ("course_config.py", "nbgrader_config.py", "requirements.txt",
+             cfg.REFERENCE_SUBMISSION.relative_to(cfg.ROOT).as_posix())  # the canary's notebook
 ZIP_TREES = ("autograder", "source")
 SKIPPED_PARTS = {"__pycache__", ".ipynb_checkpoints"}
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member dates: the same repository gives the same zip bytes
@@ -64,13 +66,11 @@ VENV="${{VENV:-{VENV}}}"
 export PATH="$VENV/bin:$PATH"   # nbgrader runs alembic from PATH
 (cd "$ROOT/source" && "$VENV/bin/python" -m autograder.gradescope --root "$ROOT")
 status=$?
-# run() writes results.json even when grading fails; this covers Python not starting at all
-if [ ! -s "$ROOT/results/results.json" ]; then
-    mkdir -p "$ROOT/results"
-    cat > "$ROOT/results/results.json" <<'JSON'
-{{"score": 0, "stdout_visibility": "hidden", "tests": [],
- "output": "The autograder could not start, so this submission was not graded: please tell your course staff."}}
-JSON
+# A grader that fails writes no results.json and exits non-zero: Gradescope then shows the run
+# as failed (the staff regrade it) instead of a score the student did not earn.
+if [ $status -ne 0 ]; then
+    rm -f "$ROOT/results/results.json"
+    echo "the autograder failed (exit $status): no score was given; regrade once it is fixed" >&2
 fi
 exit $status
 """
@@ -218,20 +218,17 @@ def grade_submission(root: Path) -> dict[str, Any]:
         return results_for(zero_row(sid, problem, auto_ids, manual_ids), reason=problem)
     submission = Submission(sid, path, notebook_problem(path, expected_grade_ids()))
     with tempfile.TemporaryDirectory(prefix="w4-gradescope-") as scratch:
-        row = Grader(Path(scratch)).grade(submission)
-    log.info("%s: %s, %g/%g in %.1f s", sid, row.status, row.score, row.max_score, row.seconds)
+        grader = Grader(Path(scratch))
+        if not submission.problem:
+            grader.run_canary()  # CanaryFailed: this machine cannot grade; no score rather than a wrong one
+        row = grader.grade(submission)
+    log.info("%s: %s, %s/%g in %.1f s", sid, row.status, row.score, row.max_score, row.seconds)
+    if row.grader_fault:
+        raise GraderFault(row.status)
     reason = None
     if row.status != "graded":
         reason = f"Your notebook could not be graded: {row.status.removeprefix('error: ')}"
     return results_for(row, reason)
-
-
-def crash_results(error: BaseException | None) -> dict[str, Any]:
-    """results.json content when the grader itself failed: score 0, the details left to stdout."""
-    what = f" ({type(error).__name__})" if error else ""
-    return {"score": 0.0, "stdout_visibility": "hidden", "tests": [],
-            "output": f"The autograder failed{what}, so this submission was not graded. Your course staff "
-                      "can see the details in the autograder's log; please tell them."}
 
 
 def write_results(results: dict[str, Any], path: Path) -> Path:
@@ -243,24 +240,23 @@ def write_results(results: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def run(root: Path = GRADESCOPE_ROOT) -> dict[str, Any]:
+def run(root: Path = GRADESCOPE_ROOT) -> dict[str, Any] | None:
     """Grade ``root/submission`` and write ``root/results/results.json``; return its content.
 
-    The file is written whatever happens: an exception in grading becomes a score-0 result
-    whose output asks the student to contact the staff (the traceback goes to stdout, which
-    only instructors see), and the exception is not re-raised, so Gradescope shows that result.
+    When the grader itself fails (an exception, the canary, a kernel that does not start),
+    nothing is written and None is returned: a fault of the grader is never a score. The
+    traceback goes to stdout, which only instructors see.
     """
     root = Path(root)
     start = time.perf_counter()
-    results = crash_results(None)  # what stays if even the except below is skipped (KeyboardInterrupt)
+    (root / "results" / "results.json").unlink(missing_ok=True)
     try:
         results = grade_submission(root)
-    except Exception as error:  # any failure must still leave a results.json
-        log.exception("grading %s failed", root / "submission")
-        results = crash_results(error)
-    finally:
-        results["execution_time"] = round(time.perf_counter() - start)
-        write_results(results, root / "results" / "results.json")
+    except Exception:  # any failure of the grader: no results.json, a failed run
+        log.exception("grading %s failed; no score was written", root / "submission")
+        return None
+    results["execution_time"] = round(time.perf_counter() - start)
+    write_results(results, root / "results" / "results.json")
     return results
 
 
@@ -277,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         handler.addFilter(quiet)
     results = run(args.root)
+    if results is None:
+        print("the autograder failed: no results.json was written (see the log above)")
+        return 1
     print(f"score {results['score']:g}; results written to {args.root / 'results' / 'results.json'}")
     return 0
 

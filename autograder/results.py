@@ -30,6 +30,10 @@ GRADER_ERROR = "error: grader: "  # status of a row the grader failed to grade (
 STUDENT_ERROR = "error: "  # status of a submission that cannot be graded (0 points)
 
 
+class GraderFault(RuntimeError):
+    """The grader or the machine failed on a submission: it gets no score, only this reason."""
+
+
 @dataclass
 class Task:
     student_id: str

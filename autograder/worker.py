@@ -22,13 +22,10 @@ import traceback
 from pathlib import Path
 
 import course_config as cfg
-from autograder.results import NOTE_PREFIX, Task, failed_cells, graded_cells, notes_of, read_task, write_json
+from autograder.results import (NOTE_PREFIX, GraderFault, Task, failed_cells, graded_cells, notes_of, read_task,
+                                write_json)
 
 TIMEOUT_NOTE = "time limit"  # what the executor's notes say of a cell stopped at its limit
-
-
-class GraderFault(RuntimeError):
-    """The grader or the machine failed on this submission: it gets no score, only this reason."""
 
 
 def autograded_path(course: Path, kind: str, student_id: str) -> Path:

@@ -49,7 +49,7 @@ def test_grade_exits_zero_and_prints_the_table(graded):
 def test_csv_has_one_column_per_graded_cell(graded):
     _, rows, _ = graded
     columns = list(next(iter(rows.values())))
-    assert columns == ["student_id", "autograded_score", "autograded_max", *AUTO_IDS, *MANUAL_IDS, "status", "device"]
+    assert columns == ["student_id", "autograded_score", "autograded_max", *AUTO_IDS, *MANUAL_IDS, "status", "device", "isolation"]
 
 
 def test_reference_earns_full_marks_and_blank_earns_zero(graded):

@@ -138,26 +138,28 @@ def test_invalid_json_scores_zero_with_the_reason(tmp_path):
     assert all(t["max_score"] == cfg.POINTS[t["name"]] for t in results["tests"])
 
 
-def test_results_are_written_even_when_grading_crashes(tmp_path, monkeypatch):
+def test_a_crash_of_the_grader_writes_no_score(tmp_path, monkeypatch, caplog):
     def crash(root):
         raise RuntimeError("the gradebook is locked")
 
     monkeypatch.setattr(gradescope, "grade_submission", crash)
     root = autograder_root(tmp_path)
-    results = gradescope.run(root)
-    assert results_file(root) == results
-    assert results["score"] == 0 and "autograder failed (RuntimeError)" in results["output"]
-    assert "locked" not in results["output"], "internal details go to stdout, not to students"
+    (root / "results").mkdir()
+    (root / "results" / "results.json").write_text('{"score": 0}')  # a stale file is not left standing
+    assert gradescope.run(root) is None
+    assert not (root / "results" / "results.json").exists()
+    assert "the gradebook is locked" in caplog.text  # in the log, which only instructors see
 
 
-def test_run_autograder_writes_results_when_python_cannot_start(built_zip, tmp_path):
+def test_run_autograder_fails_without_a_score_when_python_cannot_start(built_zip, tmp_path):
     root = autograder_root(tmp_path)
     (root / "run_autograder").write_bytes(zipfile.ZipFile(built_zip).read("run_autograder"))
     (root / "source").mkdir()
     run = subprocess.run(["bash", str(root / "run_autograder")], capture_output=True, text=True, timeout=60,
                          env={**os.environ, gradescope.ROOT_VARIABLE: str(root), "VENV": str(tmp_path / "no-venv")})
     assert run.returncode != 0
-    assert results_file(root)["score"] == 0
+    assert not (root / "results" / "results.json").exists()
+    assert "no score was given" in run.stderr
 
 
 # --- pieces of a result --------------------------------------------------------------------------

@@ -203,6 +203,28 @@ def probe_filesystem(secrets: dict[str, str]) -> nbformat.NotebookNode:
     return with_code(filled(), "mcq_minibatch", "\n".join(code), at_end=True)
 
 
+SEARCHED_NAMES = (".ipynb", "gradebook.db", "grades.csv")
+
+
+def probe_search() -> nbformat.NotebookNode:
+    """A right submission that walks the whole file system for any notebook, gradebook or grades
+    file (a copy of the course's source notebook would hold every solution and hidden test).
+
+    Prints ``PROBE searched <n> files`` and one ``PROBE found <path>`` per hit.
+    """
+    code = ["import os", f"_names = {SEARCHED_NAMES!r}", "_count = 0", "_found = []",
+            "for _dir, _subdirs, _files in os.walk('/', onerror=lambda _e: None):",
+            "    if _dir in ('/proc', '/sys', '/dev'):",
+            "        _subdirs[:] = []",
+            "        continue",
+            "    _count += len(_files)",
+            "    _found += [os.path.join(_dir, _f) for _f in _files if _f.endswith(_names)]",
+            "print('PROBE searched', _count, 'files')",
+            "for _path in _found:",
+            "    print('PROBE found', _path)"]
+    return with_code(filled(), "mcq_minibatch", "\n".join(code), at_end=True)
+
+
 def build() -> dict[Path, bytes]:
     files: dict[Path, bytes] = {}
     expected = {}

@@ -1,0 +1,99 @@
+"""Every command the README shows is run, as written, from a fresh copy of the repository.
+
+The README's code blocks are parsed; each ``python -m autograder ...`` line is run in order
+from a copy of the repository under ``tmp_path`` (where instructors clone: a folder the old
+sandbox refused), with its placeholders (SUBMISSIONS, DIR, ...) replaced by example
+arguments. Each must exit as expected and print its key lines. ``make demo`` and ``make test``
+are not run here (``.ci/run`` runs both on a clean clone); a README command that this test
+does not know fails it, so the README and the tests cannot drift apart.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import course_config as cfg
+
+README = cfg.ROOT / "README.md"
+pytestmark = [pytest.mark.kernel, pytest.mark.slow]
+
+
+@dataclass(frozen=True)
+class Expect:
+    returncode: int
+    lines: tuple[str, ...]  # regular expressions, each must match a line of stdout
+
+
+EXPECTED = {
+    "doctor": Expect(0, (r"^sandbox\s+(ON|OFF)", r"^cell time limit\s+\d+ s", r"^canary\s+PASS: the reference earned 21/21")),
+    "release": Expect(0, (r"^release check: no leak, no drift$",)),
+    "selftest": Expect(0, (r"^no surprise: every mutant loses exactly where expected$", r"all seeds pass")),
+    "check": Expect(0, (r"^PASS\s+test_ex1_memory\s+visible tests pass", r"^7/7 test cells pass their visible tests")),
+    "grade": Expect(0, (r"^reference\s.*\s21/21\s+graded$", r"^blank\s.*\s0/21\s+graded$",
+                        r"^partial_memory_only\s.*\s8/21\s+graded$")),
+    "merge": Expect(0, (r"^merged 1 shard\(s\) into ",)),
+    "gradescope-zip": Expect(0, (r"^Gradescope autograder: .*gradescope\.zip$",)),
+}
+
+
+def readme_commands() -> list[str]:
+    """The ``python -m autograder`` lines of the README's code blocks, comments removed, in order."""
+    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", README.read_text(), re.S)
+    lines = [line.split("  #")[0].strip() for block in blocks for line in block.splitlines()]
+    return [line for line in lines if re.match(r"^(\.venv/bin/)?python -m autograder ", line)]
+
+
+def subcommand(line: str) -> str:
+    return shlex.split(line)[3]
+
+
+def with_examples(line: str, folders: dict[str, Path]) -> list[str]:
+    """The README line with its placeholders replaced by example arguments."""
+    line = re.sub(r"\s*\[[^\]]*\]", "", line)  # optional arguments
+    line = line.replace("DIR_0 ... DIR_N-1", str(folders["graded"]))
+    line = line.replace("--out DIR", f"--out {folders['merged'] if subcommand(line) == 'merge' else folders['graded']}")
+    line = line.replace("SUBMISSIONS", str(folders["submissions"]))
+    line = line.replace("path/to/W4_Tutorial1.ipynb", str(cfg.REFERENCE_SUBMISSION.relative_to(cfg.ROOT)))
+    argv = shlex.split(line)
+    return [".venv/bin/python", *argv[1:]]  # the README's python is the checkout's venv
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, repository_copy) -> dict[str, tuple[str, subprocess.CompletedProcess]]:
+    base = tmp_path_factory.mktemp("readme")
+    clone = repository_copy(base / "my clone")
+    (clone / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    folders = {"submissions": base / "submissions", "graded": base / "graded", "merged": base / "merged"}
+    shutil.copytree(cfg.EXAMPLES_DIR, folders["submissions"], ignore=shutil.ignore_patterns("*.json"))
+    done = {}
+    for line in readme_commands():
+        argv = with_examples(line, folders)
+        done[subcommand(line)] = (" ".join(argv), subprocess.run(argv, cwd=clone, capture_output=True, text=True,
+                                                                   timeout=1500))
+    return done
+
+
+def test_the_readme_shows_each_command_of_the_cli():
+    from autograder.__main__ import parser
+
+    shown = {subcommand(line) for line in readme_commands()}
+    assert set(EXPECTED) <= shown, f"commands with a check here but not in the README: {set(EXPECTED) - shown}"
+    assert shown <= set(EXPECTED), f"README commands this test does not check: {shown - set(EXPECTED)}"
+    assert shown <= set(parser()._subparsers._group_actions[0].choices)
+
+
+@pytest.mark.parametrize("command", sorted(EXPECTED))
+def test_readme_command_runs_from_a_fresh_copy(runs, command):
+    argv, run = runs[command]
+    expect = EXPECTED[command]
+    assert run.returncode == expect.returncode, f"{argv} exited {run.returncode}:\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}"
+    lines = run.stdout.splitlines()
+    for pattern in expect.lines:
+        assert any(re.search(pattern, line) for line in lines), f"{argv}: no line matches {pattern!r}:\n{run.stdout[-3000:]}"
