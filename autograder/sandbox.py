@@ -83,8 +83,9 @@ def python_environment() -> list[str]:
 def hidden_packages() -> list[str]:
     """Installed packages the kernel does not need and must not read: nbgrader ships notebooks
     and gradebooks of its own tests (which a probe for course files would otherwise find)."""
-    site = Path(sysconfig.get_paths()["purelib"])
-    return [str(site / name) for name in ("nbgrader",) if (site / name).is_dir()]
+    purelib = sysconfig.get_paths()["purelib"]
+    sites = {Path(purelib), Path(os.path.realpath(purelib))}  # a venv reached through a symlink: both paths
+    return sorted(str(site / name) for site in sites for name in ("nbgrader",) if (site / name).is_dir())
 
 
 def gpu_devices() -> list[str]:

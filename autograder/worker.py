@@ -113,7 +113,7 @@ def autograde_once(api, task: Task, course: Path) -> dict:
     outcome = api.autograde(cfg.ASSIGNMENT_ID, task.student_id, force=True, create=True)
     if not outcome.get("success"):
         print(outcome.get("log"), outcome.get("error"), sep="\n", file=sys.stderr)  # kept in <student>.log
-        raise GraderFault("nbgrader autograde failed: " + last_line(outcome.get("error") or outcome.get("log")))
+        raise GraderFault("nbgrader autograde failed: " + cause(f"{outcome.get('log')}\n{outcome.get('error')}"))
     auto_ids, _ = graded_cells()
     notebook = autograded_path(course, "autograded", task.student_id) / f"{cfg.NOTEBOOK_NAME}.ipynb"
     notes = notes_of(notebook)
@@ -194,9 +194,17 @@ def add_retry_note(html: Path, notes: dict[str, list[str]]) -> None:
     html.write_text(text.replace("<body>", "<body>" + banner, 1) if "<body>" in text else banner + text)
 
 
-def last_line(text: str | None) -> str:
-    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "no message"
+def cause(text: str) -> str:
+    """The most specific error in nbgrader's log: the last ``SomeError: message`` line other than
+    nbgrader's generic wrapper (which only says to read the traceback above it)."""
+    import re
+
+    found = [m.group(1) for m in re.finditer(r"\b(\w+(?:Error|Failure|Exception): .+)", text)
+             if not m.group(1).startswith("NbGraderException")]
+    if found:
+        return found[-1].strip()[:300]
+    lines = [line for line in text.strip().splitlines() if line.strip() and line.strip() != "None"]
+    return lines[-1].strip()[:300] if lines else "no message"
 
 
 def child_main(task_path: str, log_path: str) -> None:
