@@ -23,6 +23,8 @@ REFERENCE_SUBMISSION: Final[Path] = EXAMPLES_DIR / "reference.ipynb"
 RELEASE_DIR: Final[Path] = ROOT / "release"
 SOURCE_NOTEBOOK: Final[Path] = SOURCE_DIR / ASSIGNMENT_ID / f"{NOTEBOOK_NAME}.ipynb"
 RELEASE_NOTEBOOK: Final[Path] = RELEASE_DIR / ASSIGNMENT_ID / f"{NOTEBOOK_NAME}.ipynb"
+# the students' own checker, shipped in the release beside the notebook (the one .py file there)
+STUDENT_CHECKER: Final[Path] = SOURCE_DIR / ASSIGNMENT_ID / "check.py"
 
 # --- Points per graded cell (grade id -> points) ------------------------------------------
 # Autograded answers carry their points on the locked test cells that follow them;

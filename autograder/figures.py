@@ -1,5 +1,8 @@
 """Draw the three figures that the week-4 notebook's markdown shows, into ``figures/``.
 
+Beside each PNG goes a JSON file of the same name: the numbers the figure shows. The notebook's text and model answers quote them, and the tests check
+that they agree, so that the text cannot claim what the figure does not show.
+
 ``minibatch_size.png`` and ``batchnorm.png`` are made by the notebook's own experiment code
 (``batch_size_sweep``/``plot_batch_size_sweep`` and ``compare_batchnorm``/``plot_batchnorm_curves``,
 loaded with :func:`autograder.notebook_code.load_namespace`), run on all 60,000 official MNIST
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -34,6 +38,9 @@ from autograder.notebook_code import load_namespace
 FIGURES_DIR = cfg.SOURCE_DIR / cfg.ASSIGNMENT_ID / "figures"  # the notebook's markdown links figures/*.png
 QUICK_OUT_DIR = cfg.ROOT / "out" / "figures-quick"  # out/ is git-ignored: smoke output never replaces the real figures
 MINIBATCH_PNG, BATCHNORM_PNG, MOMENTUM_PNG = "minibatch_size.png", "batchnorm.png", "momentum.png"
+# the numbers each figure shows, written beside it: the notebook's text quotes them, tests compare
+MINIBATCH_JSON, BATCHNORM_JSON, MOMENTUM_JSON = "minibatch_size.json", "batchnorm.json", "momentum.json"
+MOMENTUM_STEPS = (10, 40)  # the steps at which the momentum figure reports |w1| and |w2|
 DPI = 100  # labels stay readable at this size
 PALETTE_COLORS = 64  # a palette PNG is 3-4 times smaller than RGBA and looks the same for line plots
 BN_MODELS = ("Net", "BNShallowNet", "DeepNet", "BNDeepNet")  # the order of the tutorial's plot
@@ -57,13 +64,25 @@ QUICK = ExperimentSettings(batch_sizes=(64, 512), seconds_per_size=0.05, bn_epoc
 
 @dataclass(frozen=True)
 class Bowl:
-    """The quadratic f(w) = 0.5 * sum(curvatures * w**2) and the descent run on it."""
+    """The quadratic f(w) = 0.5 * sum(curvatures * w**2) and the descent run on it.
 
-    curvatures: tuple[float, float] = (1.0, 100.0)  # a ravine 10 times longer than wide (condition number 100)
-    start: tuple[float, float] = (-10.0, 1.0)
-    lr: float = 0.019  # lr * 100 = 1.9 < 2: plain descent zig-zags across the ravine but stays stable
-    steps: int = 100  # long enough for beta 0.9 to arrive while plain descent is still on its way
+    The notebook's ``BOWL`` holds the values (its students' cell draws the same paths):
+    curvatures (1, 100), a ravine 10 times longer than wide; learning rate 0.0198, so that
+    lr * 100 = 1.98 is just under 2: across the ravine plain descent flips sign every step and
+    shrinks by only |1 - 1.98| = 0.98 a step, while with beta = 0.9 the error shrinks by
+    sqrt(0.9) = 0.95 a step and turns about a quarter circle, so it crosses half as often and
+    settles sooner, and along w1 it moves about 1 / (1 - beta) = 10 times as far per step.
+    """
+
+    curvatures: tuple[float, float]
+    start: tuple[float, float]
+    lr: float
+    steps: int
     betas: tuple[float, float, float] = (0.0, 0.9, 0.99)  # one panel each; the fourth panel shows f
+
+    @classmethod
+    def of_notebook(cls, namespace: dict[str, Any]) -> "Bowl":
+        return cls(**{key: tuple(v) if isinstance(v, list) else v for key, v in namespace["BOWL"].items()})
 
 
 # --- Full MNIST for the notebook's functions ---------------------------------------------------
@@ -126,39 +145,35 @@ def save(fig: Any, path: Path) -> Path:
     return path
 
 
-def minibatch_figure(namespace: dict[str, Any], settings: ExperimentSettings) -> Any:
-    """Run the notebook's batch-size sweep on the namespace's data; return its plot (a Figure)."""
+def minibatch_figure(namespace: dict[str, Any], settings: ExperimentSettings) -> tuple[Any, dict[str, Any]]:
+    """Run the notebook's batch-size sweep on the namespace's data; return (its plot, its numbers)."""
     batch_sizes = list(settings.batch_sizes)
-    accuracies, epochs = namespace["batch_size_sweep"](batch_sizes, settings.seconds_per_size)
-    for b, a, e in zip(batch_sizes, accuracies, epochs):
-        print(f"batch size {b:5d}: {e:3d} epochs, test accuracy {100 * a:.1f} %")
-    return namespace["plot_batch_size_sweep"](batch_sizes, accuracies)
+    accuracies, updates = namespace["batch_size_sweep"](batch_sizes, settings.seconds_per_size)
+    for b, a, u in zip(batch_sizes, accuracies, updates):
+        print(f"batch size {b:5d}: {u:5d} updates, test accuracy {100 * a:.1f} %")
+    numbers = {"seconds_per_size": settings.seconds_per_size, "full_mnist": settings.full_mnist,
+               "by_batch_size": {str(b): {"test_accuracy": round(float(a), 4), "updates": int(u)}
+                                 for b, a, u in zip(batch_sizes, accuracies, updates)}}
+    return namespace["plot_batch_size_sweep"](batch_sizes, accuracies, updates), numbers
 
 
-def batchnorm_figure(namespace: dict[str, Any], settings: ExperimentSettings) -> Any:
-    """Train the four networks with the notebook's ``compare_batchnorm``; return its plot."""
+def batchnorm_figure(namespace: dict[str, Any], settings: ExperimentSettings) -> tuple[Any, dict[str, Any]]:
+    """Train the four networks with the notebook's ``compare_batchnorm``; return (its plot, the losses)."""
     curves = namespace["compare_batchnorm"]([namespace[name] for name in BN_MODELS], epochs=settings.bn_epochs)
+    losses = {}
     for name, (train_losses, test_losses) in curves.items():
         print(f"{name:13s} final train loss {train_losses[-1]:.3f}, test loss {test_losses[-1]:.3f}")
-    return namespace["plot_batchnorm_curves"](curves)
+        losses[name] = {"train": [round(float(v), 4) for v in train_losses],
+                        "test": [round(float(v), 4) for v in test_losses]}
+    numbers = {"epochs": settings.bn_epochs, "full_mnist": settings.full_mnist, "loss_per_epoch": losses}
+    return namespace["plot_batchnorm_curves"](curves), numbers
 
 
-def descent_path(momentum_update: Callable, bowl: Bowl, beta: float) -> np.ndarray:
-    """Points visited on ``bowl`` by ``momentum_update`` (the notebook's rule) with ``beta``.
-
-    Returns an array of shape ``(bowl.steps + 1, 2)``, the start included; the momentum buffer
-    starts at zero, so beta = 0 is plain gradient descent.
-    """
-    import torch
-
-    curvatures = torch.tensor(bowl.curvatures, dtype=torch.float64)
-    w = torch.tensor(bowl.start, dtype=torch.float64)
-    m = torch.zeros_like(w)
-    path = [w]
-    for _ in range(bowl.steps):
-        w, m = momentum_update(w, curvatures * w, m, bowl.lr, beta)  # grad of 0.5*sum(c*w^2) is c*w
-        path.append(w)
-    return torch.stack(path).numpy()
+def descent_paths(bowl_path: Callable, momentum_update: Callable, bowl: Bowl) -> dict[float, np.ndarray]:
+    """Per beta, the points visited on ``bowl`` by ``momentum_update``, traced by the notebook's
+    ``bowl_path`` (arrays of shape ``(bowl.steps + 1, 2)``, the start included)."""
+    return {beta: bowl_path(momentum_update, beta, bowl.curvatures, bowl.start, bowl.lr, bowl.steps)
+            for beta in bowl.betas}
 
 
 def bowl_value(bowl: Bowl, points: np.ndarray) -> np.ndarray:
@@ -166,24 +181,41 @@ def bowl_value(bowl: Bowl, points: np.ndarray) -> np.ndarray:
     return 0.5 * (np.asarray(bowl.curvatures) * points**2).sum(axis=-1)
 
 
-def momentum_figure(momentum_update: Callable, bowl: Bowl = Bowl()) -> Any:
-    """Contour plot of ``bowl`` with one descent path per beta, and f against the step."""
+def momentum_numbers(paths: dict[float, np.ndarray], bowl: Bowl) -> dict[str, dict[str, float]]:
+    """Per beta: |w1| and |w2| after each of ``MOMENTUM_STEPS`` steps and the crossings of the
+    ravine's floor (sign changes of w2) during the last of them: what the text claims."""
+    last = MOMENTUM_STEPS[-1]
+    numbers = {}
+    for beta, path in paths.items():
+        entry = {f"abs_w{axis + 1}_after_{step}": round(float(abs(path[step, axis])), 4)
+                 for step in MOMENTUM_STEPS for axis in (0, 1)}
+        entry[f"crossings_in_{last}"] = int(np.sum(np.sign(path[:last, 1]) != np.sign(path[1:last + 1, 1])))
+        numbers[str(beta)] = entry
+    return numbers
+
+
+def momentum_figure(paths: dict[float, np.ndarray], bowl: Bowl) -> tuple[Any, dict[str, Any]]:
+    """Contour plot of ``bowl`` with one descent path per beta, and f against the step;
+    return (the figure, its numbers)."""
     import matplotlib.pyplot as plt
 
-    paths = {beta: descent_path(momentum_update, bowl, beta) for beta in bowl.betas}
+    numbers = momentum_numbers(paths, bowl)
+    early, late = MOMENTUM_STEPS
     x0, y0 = abs(bowl.start[0]) * 1.15, abs(bowl.start[1]) * 1.6
     grid = np.stack(np.meshgrid(np.linspace(-x0, x0, 300), np.linspace(-y0, y0, 200)), axis=-1)
     levels = bowl_value(bowl, np.asarray(bowl.start)) * np.geomspace(1e-3, 1.5, 9)
     colors = dict(zip(bowl.betas, ["tab:blue", "tab:orange", "tab:purple"]))
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6.4))
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.8))
     for ax, beta in zip(axes.flat, bowl.betas):
-        path = paths[beta]
+        path, n = paths[beta], numbers[str(beta)]
         ax.contour(grid[..., 0], grid[..., 1], bowl_value(bowl, grid), levels=levels, colors="0.75", linewidths=0.8)
         ax.plot(path[:, 0], path[:, 1], marker=".", markersize=3, linewidth=0.9, color=colors[beta])
         ax.plot(*bowl.start, marker="o", color="black")
         ax.plot(0, 0, marker="*", markersize=12, color="tab:red")
         label = "plain gradient descent (beta = 0)" if beta == 0 else f"momentum, beta = {beta}"
-        ax.set_title(f"{label}: f = {bowl_value(bowl, path[-1]):.2g} after {bowl.steps} steps", fontsize=10)
+        ax.set_title(f"{label}\n|w$_2$| {n[f'abs_w2_after_{early}']:.2f} after {early} steps, "
+                     f"{n[f'abs_w2_after_{late}']:.2f} after {late}; {n[f'crossings_in_{late}']} crossings; "
+                     f"|w$_1$| {n[f'abs_w1_after_{late}']:.2f} after {late}", fontsize=9)
         ax.set_xlim(-x0, x0)
         ax.set_ylim(-y0, y0)
         ax.set_xlabel(f"$w_1$ (curvature {bowl.curvatures[0]:g})")
@@ -197,9 +229,17 @@ def momentum_figure(momentum_update: Callable, bowl: Bowl = Bowl()) -> Any:
     ax_loss.set_title(f"loss against step, learning rate {bowl.lr}", fontsize=10)
     ax_loss.legend()
     c1, c2 = bowl.curvatures
-    fig.suptitle(f"f(w) = ({c1:g} w$_1^2$ + {c2:g} w$_2^2$) / 2, start at the black dot, minimum at the red star", fontsize=11)
+    fig.suptitle(f"f(w) = ({c1:g} w$_1^2$ + {c2:g} w$_2^2$) / 2, start at the black dot, minimum at the red star",
+                 fontsize=11)
     fig.tight_layout()
-    return fig
+    settings = {"curvatures": list(bowl.curvatures), "start": list(bowl.start), "lr": bowl.lr, "steps": bowl.steps}
+    return fig, {"bowl": settings, "by_beta": numbers}
+
+
+def save_numbers(numbers: dict[str, Any], path: Path) -> Path:
+    """Write a figure's numbers as JSON beside it (sorted keys: the same numbers, the same bytes)."""
+    path.write_text(json.dumps(numbers, indent=1, sort_keys=True) + "\n")
+    return path
 
 
 def make_figures(out_dir: Path = FIGURES_DIR, quick: bool = False) -> list[Path]:
@@ -214,9 +254,13 @@ def make_figures(out_dir: Path = FIGURES_DIR, quick: bool = False) -> list[Path]
     settings = QUICK if quick else FULL
     namespace = load_namespace()
     with experiment_data(namespace, settings.full_mnist):
-        paths = [save(minibatch_figure(namespace, settings), out_dir / MINIBATCH_PNG),
-                 save(batchnorm_figure(namespace, settings), out_dir / BATCHNORM_PNG)]
-    paths.append(save(momentum_figure(namespace["momentum_update"]), out_dir / MOMENTUM_PNG))
+        figure, numbers = minibatch_figure(namespace, settings)
+        paths = [save(figure, out_dir / MINIBATCH_PNG), save_numbers(numbers, out_dir / MINIBATCH_JSON)]
+        figure, numbers = batchnorm_figure(namespace, settings)
+        paths += [save(figure, out_dir / BATCHNORM_PNG), save_numbers(numbers, out_dir / BATCHNORM_JSON)]
+    bowl = Bowl.of_notebook(namespace)
+    figure, numbers = momentum_figure(descent_paths(namespace["bowl_path"], namespace["momentum_update"], bowl), bowl)
+    paths += [save(figure, out_dir / MOMENTUM_PNG), save_numbers(numbers, out_dir / MOMENTUM_JSON)]
     return paths
 
 

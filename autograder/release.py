@@ -55,7 +55,12 @@ def leak_problems(release_dir: Path, source_notebook: Path = cfg.SOURCE_NOTEBOOK
         if cell.cell_type == "code" and (cell.outputs or cell.execution_count):
             problems.append(f"{notebook}: cell {index} has outputs")
     for path in release_dir.rglob("*"):
-        if path.suffix in {".db", ".py", ".pyc"} or path.name.startswith("gradebook"):
+        if path == release_dir / cfg.STUDENT_CHECKER.name:  # the students' checker: no secret in it either
+            checker = path.read_text()
+            problems += [f"{path}: contains {marker!r}" for marker in FORBIDDEN_MARKERS if marker in checker]
+            problems += [f"{path}: solution or hidden-test line leaked: {line!r}" for line in sorted(secrets)
+                         if line in checker]
+        elif path.suffix in {".db", ".py", ".pyc"} or path.name.startswith("gradebook"):
             problems.append(f"{path}: file should not be released")
     return problems
 

@@ -84,6 +84,14 @@ def test_the_grader_explains_what_it_did(run, name):
         assert text in notes, f"{name}: notes on {cell} are {notes!r}, expected to mention {text!r}"
 
 
+@pytest.mark.parametrize("name", ["infinite_loop", "ignores_interrupts"])
+def test_a_cell_past_its_time_limit_is_graded_a_second_time_and_the_feedback_says_so(run, name):
+    rows, _, _ = run
+    notes = " | ".join(rows[name].notes.get("ex1_memory", []))
+    assert "graded a second time" in notes and "ran past the limit again" in notes, notes
+    assert "graded a second time" in rows[name].feedback.read_text()
+
+
 def test_failures_have_a_reason_in_the_feedback(run):
     rows, out, _ = run
     for name in graded_cases():

@@ -1,6 +1,12 @@
 """`python -m autograder check`: the student's pre-submission check, on real notebooks."""
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+import sys
+
 import pytest
 
 import course_config as cfg
@@ -43,3 +49,80 @@ def test_a_visible_mistake_is_named(mutant, cell, message):
 def test_a_hidden_only_mistake_is_not_revealed():
     found = verdicts(MUTANTS / "ex2_batchnorm_after_relu.ipynb")
     assert all(v.ok for v in found.values() if v.kind == "test")
+
+
+# --- the students' checker, from a copy of the release alone ------------------------------------
+
+@pytest.fixture(scope="module")
+def bare_release(tmp_path_factory):
+    """What a student receives, in a folder with no repository around it, with four notebooks."""
+    folder = tmp_path_factory.mktemp("student") / "w4 homework"
+    shutil.copytree(cfg.RELEASE_NOTEBOOK.parent, folder)
+    shutil.copy(EXAMPLES / "reference.ipynb", folder / "reference.ipynb")
+    shutil.copy(EXAMPLES / "blank.ipynb", folder / "blank.ipynb")
+    for mutant in ("ex2_bndeepnet_three_batchnorms", "ex2_batchnorm_after_relu"):
+        shutil.copy(MUTANTS / f"{mutant}.ipynb", folder / f"{mutant}.ipynb")
+    return folder
+
+
+def student_check(folder, notebook) -> subprocess.CompletedProcess:
+    # -I: no PYTHONPATH, no user site, not even the script's folder: only what a student's Python has
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-I", "check.py", notebook], cwd=folder, capture_output=True, text=True,
+                          timeout=600, env=env)
+
+
+def lines_of(run) -> dict[str, str]:
+    return {line.split()[1]: line for line in run.stdout.splitlines() if line[:4] in ("PASS", "FAIL", "TODO")}
+
+
+def test_the_release_ships_the_checker_and_it_reveals_nothing_hidden():
+    shipped = (cfg.RELEASE_NOTEBOOK.parent / "check.py").read_text()
+    assert shipped == cfg.STUDENT_CHECKER.read_text()
+    from test_grade import hidden_identifiers
+
+    assert not [name for name in hidden_identifiers() if re.search(rf"(?<![\w]){name}(?![\w])", shipped)]
+    assert "BEGIN HIDDEN TESTS" not in shipped
+
+
+def test_student_check_passes_the_reference(bare_release):
+    run = student_check(bare_release, "reference.ipynb")
+    assert run.returncode == 0, run.stdout + run.stderr[-2000:]
+    assert all(line.startswith("PASS") for line in lines_of(run).values()), run.stdout
+    assert "7/7 test cells pass their visible tests" in run.stdout
+
+
+def test_student_check_lists_the_blank_notebooks_work_and_fails(bare_release):
+    run = student_check(bare_release, "blank.ipynb")
+    assert run.returncode == 1, run.stdout + run.stderr[-2000:]
+    found = lines_of(run)
+    assert found["ex1_memory"].startswith("TODO") and "not attempted yet" in found["ex1_memory"]
+    assert found["test_ex1_memory"].startswith("FAIL") and found["q_bn_helped_or_hurt"].endswith("still empty")
+
+
+def test_student_check_names_a_visible_mistake_and_hides_a_hidden_one(bare_release):
+    visible = student_check(bare_release, "ex2_bndeepnet_three_batchnorms.ipynb")
+    assert visible.returncode == 1
+    assert "BNDeepNet has 3 BatchNorm1d layers" in lines_of(visible)["test_ex2_bn_models_structure"]
+    hidden = student_check(bare_release, "ex2_batchnorm_after_relu.ipynb")  # only hidden tests catch it
+    assert hidden.returncode == 0, hidden.stdout
+    assert all(line.startswith("PASS") for gid, line in lines_of(hidden).items() if gid.startswith("test_"))
+
+
+def test_student_check_says_so_when_a_locked_test_was_edited(bare_release):
+    import nbformat
+
+    nb = nbformat.read(bare_release / "reference.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_ex1_memory")
+    cell.source = "pass  # the student emptied the test"
+    nbformat.write(nb, bare_release / "edited.ipynb")
+    run = student_check(bare_release, "edited.ipynb")
+    assert run.returncode == 1
+    assert "you edited this locked test cell" in lines_of(run)["test_ex1_memory"]
+
+
+def test_student_check_refuses_a_file_that_is_not_a_notebook(bare_release):
+    (bare_release / "broken.ipynb").write_text("{not json")
+    run = student_check(bare_release, "broken.ipynb")
+    assert run.returncode == 2 and "broken.ipynb: not a readable notebook" in run.stderr
+    assert "Traceback" not in run.stderr

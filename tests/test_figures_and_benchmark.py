@@ -1,6 +1,7 @@
 """Smoke tests of the figure generator and the pipeline benchmark, in their quick modes."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -15,10 +16,14 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PNG_BYTES = 80_000  # the figures ship with the notebook: keep them small
 
 
-def test_quick_figures_writes_three_small_pngs(tmp_path: Path) -> None:
+def test_quick_figures_writes_three_small_pngs_and_their_numbers(tmp_path: Path) -> None:
     paths = figures.make_figures(tmp_path, quick=True)
-    assert sorted(p.name for p in paths) == sorted([figures.MINIBATCH_PNG, figures.BATCHNORM_PNG, figures.MOMENTUM_PNG])
-    for path in paths:
+    pngs = [figures.MINIBATCH_PNG, figures.BATCHNORM_PNG, figures.MOMENTUM_PNG]
+    numbers = [figures.MINIBATCH_JSON, figures.BATCHNORM_JSON, figures.MOMENTUM_JSON]
+    assert sorted(p.name for p in paths) == sorted(pngs + numbers)
+    for path in (p for p in paths if p.suffix == ".json"):
+        assert json.loads(path.read_text()), f"{path.name} is empty"
+    for path in (p for p in paths if p.suffix == ".png"):
         assert path.parent == tmp_path
         content = path.read_bytes()
         assert content.startswith(PNG_SIGNATURE), f"{path.name} is not a PNG"
@@ -30,15 +35,17 @@ def test_quick_figures_refuse_to_replace_the_shipped_ones() -> None:
         figures.make_figures(figures.FIGURES_DIR, quick=True)
 
 
-def test_momentum_path_follows_the_notebook_rule() -> None:
+@pytest.fixture(scope="module")
+def notebook() -> dict:
+    from autograder.notebook_code import load_namespace
+
+    return load_namespace()  # the reference solution's code: its momentum_update, BOWL and bowl_path
+
+
+def test_bowl_path_follows_the_notebook_rule(notebook) -> None:
     # beta = 0 with a zero buffer is plain gradient descent: w <- w - lr * c * w, per coordinate.
-    bowl = figures.Bowl(steps=3)
-
-    def momentum_update(w, grad, m, lr, beta):
-        m_new = grad + beta * m
-        return w - lr * m_new, m_new
-
-    path = figures.descent_path(momentum_update, bowl, beta=0.0)
+    bowl = figures.Bowl.of_notebook(notebook)
+    path = notebook["bowl_path"](notebook["momentum_update"], 0.0, bowl.curvatures, bowl.start, bowl.lr, 3)
     factors = [1 - bowl.lr * c for c in bowl.curvatures]
     assert path.shape == (4, 2)
     for step in range(4):
@@ -54,3 +61,58 @@ def test_quick_benchmark_prints_a_speedup() -> None:
     last = result.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"speedup \d+(\.\d+)?", last), f"last line: {last!r}"
     assert float(last.split()[1]) > 0
+
+
+# --- the shipped figures agree with the notebook's text and answer keys ----------------------------
+
+def shipped_numbers(name: str) -> dict:
+    return json.loads((figures.FIGURES_DIR / name).read_text())
+
+
+def markdown_mentioning(text: str) -> str:
+    import nbformat
+
+    nb = nbformat.read(cfg.SOURCE_NOTEBOOK, as_version=4)
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown" and text in c.source)
+
+
+def model_answer(grade_id: str) -> str:
+    import nbformat
+
+    nb = nbformat.read(cfg.SOURCE_NOTEBOOK, as_version=4)
+    return next(c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def test_the_momentum_figure_shows_the_damping_the_text_and_the_answer_key_claim(notebook) -> None:
+    shipped = shipped_numbers(figures.MOMENTUM_JSON)
+    bowl = figures.Bowl.of_notebook(notebook)
+    assert shipped["bowl"] == {"curvatures": list(bowl.curvatures), "start": list(bowl.start), "lr": bowl.lr,
+                               "steps": bowl.steps}, "momentum.json is stale: python -m autograder figures"
+    paths = figures.descent_paths(notebook["bowl_path"], notebook["momentum_update"], bowl)
+    assert figures.momentum_numbers(paths, bowl) == shipped["by_beta"], "momentum.json is stale"
+    plain, momentum = shipped["by_beta"]["0.0"], shipped["by_beta"]["0.9"]
+    early, late = figures.MOMENTUM_STEPS
+    # what section 4 says and mcq_momentum keys (reduced_oscillations = True)
+    assert momentum[f"crossings_in_{late}"] < plain[f"crossings_in_{late}"], "momentum does not cross less often"
+    for step in (early, late):
+        assert momentum[f"abs_w2_after_{step}"] < plain[f"abs_w2_after_{step}"], f"|w2| not damped after {step} steps"
+    assert momentum[f"abs_w1_after_{late}"] < plain[f"abs_w1_after_{late}"], "momentum is not faster along w1"
+    caption = markdown_mentioning("figures/momentum.png")
+    for entry in (plain, momentum):
+        for key in (f"abs_w2_after_{early}", f"abs_w2_after_{late}", f"abs_w1_after_{late}"):
+            assert f"{entry[key]:.2f}" in caption, f"the text does not quote {key} = {entry[key]:.2f}"
+        assert str(entry[f"crossings_in_{late}"]) in caption
+    assert f"{bowl.lr:g}" in caption
+
+
+def test_the_batchnorm_model_answer_quotes_the_figure() -> None:
+    losses = shipped_numbers(figures.BATCHNORM_JSON)["loss_per_epoch"]
+    answer = model_answer("q_bn_helped_or_hurt")
+    quoted = [(name, split, epoch) for name in ("DeepNet", "BNDeepNet") for split in ("train", "test") for epoch in (0, -1)]
+    quoted += [(name, split, -1) for name in ("Net", "BNShallowNet") for split in ("train", "test")]
+    for name, split, epoch in quoted:
+        value = f"{losses[name][split][epoch]:.2f}"
+        assert value in answer, f"the model answer does not quote {name}'s {split} loss {value} (epoch {epoch})"
+    question = markdown_mentioning("figures/batchnorm.png")
+    assert "dropout" in question and "dropout" in answer.split("**Rubric")[1], \
+        "the question and the rubric must name the dropout that differs between Net and BNShallowNet"
