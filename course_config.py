@@ -45,6 +45,9 @@ POINTS: Final[dict[str, float]] = {
     "q_bn_learnable_ab": 2,
     "q_bn_helped_or_hurt": 2,
 }
+# Test cells whose value is the share (0 to 1) of their points earned: each option of a
+# multiple-choice question is worth a quarter of it (autograder.preprocessors.ShareCredit).
+SHARE_CREDIT: Final[frozenset[str]] = frozenset({"test_mcq_minibatch", "test_mcq_momentum"})
 
 # --- Data: the MNIST subset shipped with the assignment --------------------------------
 MNIST_ORIGINAL_DIR: Final[Path] = ROOT.parent / "shared" / "mnist"  # the four official .gz files

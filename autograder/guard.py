@@ -93,6 +93,44 @@ def __guard_factory(modules, classes, kernel_managed, trusted_callbacks):
             except (AttributeError, TypeError):
                 pass
 
+    def _display_state():
+        # what turns a test cell's value into the text nbgrader reads as partial credit
+        formatters = {}
+        for mime, formatter in ip.display_formatter.formatters.items():
+            formatters[mime] = {"enabled": formatter.enabled,
+                                **{name: dict(getattr(formatter, name)) for name in
+                                   ("type_printers", "deferred_printers", "singleton_printers")
+                                   if hasattr(formatter, name)},
+                                **{name: getattr(formatter, name) for name in ("float_precision", "pprint")
+                                   if hasattr(formatter, name)}}
+        return {"displayhook": ip.displayhook, "sys.displayhook": sys.displayhook, "formatters": formatters,
+                "display_formatter": ip.display_formatter}
+
+    def _restore_display(saved, repaired):
+        if ip.displayhook is not saved["displayhook"]:
+            ip.displayhook = saved["displayhook"]
+            repaired.append("IPython displayhook")
+        if sys.displayhook is not saved["sys.displayhook"]:
+            sys.displayhook = saved["sys.displayhook"]
+            repaired.append("sys.displayhook")
+        if ip.display_formatter is not saved["display_formatter"]:
+            ip.display_formatter = saved["display_formatter"]
+            repaired.append("IPython display formatter")
+        for mime, values in saved["formatters"].items():
+            formatter = ip.display_formatter.formatters.get(mime)
+            if formatter is None:
+                continue
+            for name, value in values.items():
+                current = getattr(formatter, name)
+                if isinstance(value, dict):
+                    if dict(current) != value:
+                        current.clear()
+                        current.update(value)
+                        repaired.append(f"IPython {mime} {name}")
+                elif current != value:
+                    setattr(formatter, name, value)
+                    repaired.append(f"IPython {mime} {name}")
+
     def record(defined):
         if state["modules"] is None:
             state["modules"] = {m: (sys.modules[m], dict(vars(sys.modules[m]))) for m in modules if m in sys.modules}
@@ -100,6 +138,7 @@ def __guard_factory(modules, classes, kernel_managed, trusted_callbacks):
                                 if c.rpartition(".")[0] in sys.modules}
             state["ip"] = (list(ip.input_transformers_cleanup), list(ip.input_transformers_post),
                            list(ip.ast_transformers), {k: list(v) for k, v in ip.events.callbacks.items()})
+            state["display"] = _display_state()
         for name in defined:
             if name in ip.user_ns:
                 state["names"][name] = _freeze(ip.user_ns[name])
@@ -140,6 +179,8 @@ def __guard_factory(modules, classes, kernel_managed, trusted_callbacks):
                 if len(kept) != len(current):
                     repaired.append(f"IPython {key} callbacks")
                 current[:] = kept
+        if state.get("display") is not None:
+            _restore_display(state["display"], repaired)
         if ip.custom_exceptions:
             repaired.append("IPython custom exception handler")
             ip.set_custom_exc((), None)

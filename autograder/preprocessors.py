@@ -1,7 +1,8 @@
 """nbgrader preprocessors of this course: one small class, one job each.
 
 They slot into nbgrader's own pipelines (see ``autograder/settings.py``):
-``AssignPoints`` runs first in ``generate_assignment``; ``StripHiddenTests`` and
+``AssignPoints`` runs first in ``generate_assignment``; ``ShareCredit`` right after the
+execution in ``autograde``; ``StripHiddenTests`` and
 ``RedactTestTracebacks`` run in ``generate_feedback``, so the HTML a student receives shows the
 visible tests and the instructor's assertion messages but no hidden test code.
 """
@@ -10,11 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from nbconvert.exporters.exporter import ResourcesDict
-from nbformat.notebooknode import NotebookNode
+from nbformat.notebooknode import NotebookNode, from_dict
 from nbgrader import utils
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 
 import course_config as cfg
+from autograder.results import NOTE_PREFIX
 
 
 class AssignPoints(NbGraderPreprocessor):
@@ -60,6 +62,38 @@ class RedactTestTracebacks(NbGraderPreprocessor):
                 if output.get("output_type") == "error":
                     output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}",
                                            "(the test code is not shown)"]
+        return cell, resources
+
+
+class ShareCredit(NbGraderPreprocessor):
+    """Turn the share a test cell computes into points, for the cells of ``course_config.SHARE_CREDIT``.
+
+    A multiple-choice test ends with the share of options answered right (0 to 1) as its value;
+    nbgrader's partial credit reads a test cell's value as points, and only the grader knows the
+    points, so this step (right after execution, before nbgrader saves the grades) multiplies
+    the share by the cell's points. A value outside 0..1 or not a number scores 0.
+    """
+
+    def preprocess_cell(self, cell: NotebookNode, resources: ResourcesDict, index: int) -> tuple[NotebookNode, ResourcesDict]:
+        if cell.cell_type != "code" or cell.metadata.get("nbgrader", {}).get("grade_id") not in cfg.SHARE_CREDIT:
+            return cell, resources
+        outputs = cell.get("outputs", [])
+        results = [o for o in outputs if o.get("output_type") == "execute_result"]
+        if not results and not any(o.get("output_type") == "error" for o in outputs):
+            # no value and no error: the display was tampered with; nbgrader would give full points
+            outputs.append(from_dict({"output_type": "stream", "name": "stdout",
+                                      "text": f"{NOTE_PREFIX}the test's result was not displayed: 0 points\n"}))
+            results = [from_dict({"output_type": "execute_result", "execution_count": None, "metadata": {},
+                                  "data": {"text/plain": "0"}})]
+            outputs.append(results[0])
+        for output in results:
+            text = output.get("data", {}).get("text/plain", "")
+            try:
+                share = float("".join(text) if isinstance(text, list) else text)
+            except ValueError:
+                share = -1.0
+            points = float(cell.metadata["nbgrader"]["points"])
+            output["data"] = {"text/plain": f"{share * points:g}" if 0.0 <= share <= 1.0 else "0"}
         return cell, resources
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import course_config as cfg
@@ -30,6 +30,7 @@ class Expectation:
     lose: set[str]  # test cells that must score 0
     keep: set[str]  # test cells that must keep full points
     label: str
+    score: dict[str, float] = field(default_factory=dict)  # test cells that must score exactly this share
 
 
 def expectations(auto_ids: list[str]) -> list[Expectation]:
@@ -37,7 +38,8 @@ def expectations(auto_ids: list[str]) -> list[Expectation]:
     items = [Expectation("reference", set(), set(auto_ids), "the reference solution"),
              Expectation("blank", set(auto_ids), set(), "the blank release")]
     for name, entry in sorted(json.loads((MUTANTS / "expected.json").read_text()).items()):
-        items.append(Expectation(name, set(entry["must_lose"]), set(entry["must_keep"]), entry["mistake"]))
+        items.append(Expectation(name, set(entry["must_lose"]), set(entry["must_keep"]), entry["mistake"],
+                                 entry.get("must_score", {})))
     return items
 
 
@@ -49,6 +51,10 @@ def surprises(expectation: Expectation, row: GradeRow) -> list[str]:
     for cell in sorted(expectation.lose):
         if row.cells.get(cell):
             found.append(f"{expectation.name}: {cell} scored {row.cells[cell]:g}, expected 0 ({expectation.label})")
+    for cell, points in sorted(expectation.score.items()):
+        if row.cells.get(cell) != points:
+            found.append(f"{expectation.name}: {cell} scored {row.cells.get(cell)}, expected {points:g} "
+                         f"({expectation.label})")
     for cell in sorted(expectation.keep):
         if row.cells.get(cell) != cfg.POINTS[cell]:
             found.append(f"{expectation.name}: {cell} scored {row.cells.get(cell)}, expected {cfg.POINTS[cell]} "
@@ -65,7 +71,7 @@ def discrimination_table(items: list[Expectation], rows: dict[str, GradeRow], au
         row = rows[item.name]
         cells = []
         for cell in auto_ids:
-            expected = 0 if cell in item.lose else cfg.POINTS[cell] if cell in item.keep else None
+            expected = 0 if cell in item.lose else cfg.POINTS[cell] if cell in item.keep else item.score.get(cell)
             got = row.cells.get(cell) or 0
             mark = "!" if expected is not None and got != expected else " "
             cells.append(f"{'' if expected is None else f'{expected:g}'}/{got:g}{mark}".rjust(14))

@@ -13,7 +13,7 @@ from nbgrader.preprocessors import GetGrades
 from traitlets.config import Config
 
 import course_config as cfg
-from autograder.preprocessors import AssignPoints, RedactTestTracebacks, StripHiddenTests
+from autograder.preprocessors import AssignPoints, RedactTestTracebacks, ShareCredit, StripHiddenTests
 
 
 def nbgrader_config(course_root: Path | None = None) -> Config:
@@ -35,8 +35,10 @@ def nbgrader_config(course_root: Path | None = None) -> Config:
 
     from autograder.execute import GuardedExecute
 
-    c.Autograde.autograde_preprocessors = [
-        GuardedExecute if step is Execute else step for step in Autograde.class_traits()["autograde_preprocessors"].default()]
+    steps = []
+    for step in Autograde.class_traits()["autograde_preprocessors"].default():
+        steps += [GuardedExecute, ShareCredit] if step is Execute else [step]
+    c.Autograde.autograde_preprocessors = steps
     c.Execute.timeout = cfg.CELL_TIMEOUT_S
     c.ExecutePreprocessor.timeout = cfg.CELL_TIMEOUT_S
     c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

@@ -1,7 +1,8 @@
 """The example submissions and the mutants: reproducible, and well labelled.
 
 Each mutant in ``tests/mutants/`` carries one realistic mistake; ``expected.json`` there says
-which test cells it must lose (score 0) and which it must keep (full points). Most mutants
+which test cells it must lose (score 0), which it must cost a share of their points (a
+multiple-choice slip), and which it must keep (full points). Most mutants
 pass the visible tests, so grading them shows that the hidden tests catch what the visible
 ones let through. ``examples/submissions/`` holds whole submissions (reference, blank,
 partial) with their expected score per test cell.
@@ -47,15 +48,23 @@ def test_committed_submissions_are_what_the_generator_makes(tmp_path: Path) -> N
 
 def test_each_mutant_expectation_covers_every_test_cell_once() -> None:
     for name, expectation in MUTANTS.items():
-        lose, keep = expectation["must_lose"], expectation["must_keep"]
-        assert lose, f"mutant {name} loses no test cell: it is no mistake"
-        assert sorted(lose + keep) == sorted(AUTO_IDS), \
-            f"mutant {name}: must_lose + must_keep is not each test cell exactly once"
+        lose, keep, partial = expectation["must_lose"], expectation["must_keep"], expectation["must_score"]
+        assert lose or partial, f"mutant {name} loses no points: it is no mistake"
+        assert sorted(lose + keep + list(partial)) == sorted(AUTO_IDS), \
+            f"mutant {name}: must_lose + must_score + must_keep is not each test cell exactly once"
+        for cell, points in partial.items():
+            assert 0 < points < cfg.POINTS[cell], f"mutant {name}: {cell} must score a share, not {points}"
 
 
 def test_every_test_cell_is_made_to_fail_by_some_mutant() -> None:
-    lost = {cell for expectation in MUTANTS.values() for cell in expectation["must_lose"]}
-    assert lost == set(AUTO_IDS), f"no mutant fails {sorted(set(AUTO_IDS) - lost)}"
+    lost = {cell for expectation in MUTANTS.values() for cell in [*expectation["must_lose"], *expectation["must_score"]]}
+    assert lost == set(AUTO_IDS), f"no mutant costs points on {sorted(set(AUTO_IDS) - lost)}"
+
+
+def test_a_multiple_choice_slip_costs_one_options_share() -> None:
+    shares = {cell: points for expectation in MUTANTS.values() for cell, points in expectation["must_score"].items()}
+    assert set(shares) == set(cfg.SHARE_CREDIT)
+    assert all(points == 0.75 * cfg.POINTS[cell] for cell, points in shares.items())
 
 
 def test_a_mutation_that_does_not_apply_fails_loudly() -> None:
@@ -63,5 +72,5 @@ def test_a_mutation_that_does_not_apply_fails_loudly() -> None:
         make_submissions.filled([make_submissions.mutation("ex3_momentum", "no such code", "x")])
 
 
-# Grading the corpus through real kernels is done once per suite, by tests/test_selftest.py
+# Grading the corpus through real kernels is done by the selftest (tests/test_readme.py, make test-all)
 # (every mutant, the reference and the blank release) and tests/test_grade.py (the examples).

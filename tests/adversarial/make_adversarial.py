@@ -30,7 +30,16 @@ from make_submissions import (  # noqa: E402
     answer_cells, expected_scores, filled, json_bytes, mutation, notebook_bytes)
 
 CORPUS_DIR = Path("tests") / "adversarial"
-WRONG_MCQ = [mutation("mcq_minibatch", "computationally_efficient = True", "computationally_efficient = False")]
+# every option the wrong way round: 0 points, so that no cheat can hide behind partial credit
+WRONG_MCQ = [mutation("mcq_minibatch", "noisy_learning_process = False", "noisy_learning_process = True"),
+             mutation("mcq_minibatch", "computationally_efficient = True", "computationally_efficient = False"),
+             mutation("mcq_minibatch", "increased_model_update_frequency = False",
+                      "increased_model_update_frequency = True"),
+             mutation("mcq_minibatch", "memory_efficient = False", "memory_efficient = True")]
+# makes every float display as 1.0 and hides the others: forged partial credit for the MCQ
+FORGE_SHARE = """ip = get_ipython()
+ip.run_line_magic("precision", "0")
+ip.display_formatter.formatters["text/plain"].for_type(float, lambda value, printer, cycle: printer.text("1.0"))"""
 SIGN_FLIPPED = [mutation("ex3_momentum", "w_new = w - lr * m_new\n", "w_new = w + lr * m_new\n")]
 # BNDeepNet that never sees its input: right layers, but it cannot learn
 BLIND_BNDEEP = [mutation("ex2_bn_models", "        pairs = [", "        x = x * 0.0\n        pairs = [")]
@@ -129,6 +138,11 @@ CASES: dict[str, Case] = {
         "a wrong MCQ answer and printed fake test results",
         ("test_mcq_minibatch",),
         lambda: with_code(filled(WRONG_MCQ), "mcq_minibatch", FAKE_OUTPUT, at_end=True)),
+    "forges_share_credit": Case(
+        "a wrong MCQ answer, with the display changed so that the test's share (0) would read as 1.0",
+        ("test_mcq_minibatch",),
+        lambda: with_code(filled(WRONG_MCQ), "mcq_minibatch", FORGE_SHARE, at_end=True),
+        {"test_mcq_minibatch": "text/plain"}),
     "edits_locked_test_cell": Case(
         "a wrong MCQ answer, with the locked test cell rewritten to print('ok')",
         ("test_mcq_minibatch",),

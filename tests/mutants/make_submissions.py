@@ -14,7 +14,8 @@ Written files (paths relative to the repository root):
   unchanged), three partial submissions, and ``expected.json``
   ``{file stem: {test cell id: expected score}}``;
 - ``tests/mutants/``: one notebook per mistake, named by the mistake, and ``expected.json``
-  ``{name: {"mistake": ..., "must_lose": [test cell ids scoring 0], "must_keep": [the others]}}``.
+  ``{name: {"mistake": ..., "must_lose": [test cell ids scoring 0], "must_score": {test cell id:
+  exact partial points}, "must_keep": [the others]}}``.
 
 Usage, from the repository root::
 
@@ -85,11 +86,13 @@ class Mutation(NamedTuple):
 
 
 class Mutant(NamedTuple):
-    """One realistic mistake and the test cells it must make fail."""
+    """One realistic mistake, the test cells it must make fail, and those it must cost a share of
+    their points (a multiple-choice slip costs one option's share)."""
 
     mistake: str
     must_lose: tuple[str, ...]
     mutations: tuple[Mutation, ...]
+    must_score: dict[str, float] = {}  # test cell -> exact points (partial credit)
 
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
@@ -324,12 +327,20 @@ MUTANTS: dict[str, Mutant] = {
     # Multiple choice
     "mcq_minibatch_memory_efficient": Mutant(
         "answers that minibatch gradient descent is more memory efficient than single-observation SGD",
-        ("test_mcq_minibatch",),
-        (mutation("mcq_minibatch", "memory_efficient = False", "memory_efficient = True"),)),
+        (), (mutation("mcq_minibatch", "memory_efficient = False", "memory_efficient = True"),),
+        {"test_mcq_minibatch": 0.75 * cfg.POINTS["test_mcq_minibatch"]}),
     "mcq_momentum_adaptive": Mutant(
         "answers that momentum adapts a separate learning rate to each parameter",
+        (), (mutation("mcq_momentum", "adaptive = False", "adaptive = True"),),
+        {"test_mcq_momentum": 0.75 * cfg.POINTS["test_mcq_momentum"]}),
+    "mcq_momentum_all_wrong": Mutant(
+        "answers every momentum option the wrong way round",
         ("test_mcq_momentum",),
-        (mutation("mcq_momentum", "adaptive = False", "adaptive = True"),)),
+        (mutation("mcq_momentum", "reduced_oscillations = True", "reduced_oscillations = False"),
+         mutation("mcq_momentum", "faster_convergence = True", "faster_convergence = False"),
+         mutation("mcq_momentum", "possibility_of_evading_local_minima = True",
+                  "possibility_of_evading_local_minima = False"),
+         mutation("mcq_momentum", "adaptive = False", "adaptive = True"))),
 }
 
 # --- Example submissions ----------------------------------------------------------------
@@ -395,14 +406,15 @@ def build() -> dict[Path, bytes]:
     files[EXAMPLES_DIR / "expected.json"] = json_bytes(examples_expected)
     mutants_expected = {}
     for name, mutant in MUTANTS.items():
-        unknown = set(mutant.must_lose) - set(TEST_CELLS)
+        unknown = (set(mutant.must_lose) | set(mutant.must_score)) - set(TEST_CELLS)
         if unknown:
-            raise ValueError(f"{__file__}: mutant {name} must lose unknown test cells {sorted(unknown)}")
+            raise ValueError(f"{__file__}: mutant {name} names unknown test cells {sorted(unknown)}")
         files[MUTANTS_DIR / f"{name}.ipynb"] = notebook_bytes(filled(mutant.mutations))
         mutants_expected[name] = {
             "mistake": mutant.mistake,
             "must_lose": [c for c in TEST_CELLS if c in mutant.must_lose],
-            "must_keep": [c for c in TEST_CELLS if c not in mutant.must_lose],
+            "must_score": {c: mutant.must_score[c] for c in TEST_CELLS if c in mutant.must_score},
+            "must_keep": [c for c in TEST_CELLS if c not in mutant.must_lose and c not in mutant.must_score],
         }
     files[MUTANTS_DIR / "expected.json"] = json_bytes(mutants_expected)
     return files
