@@ -71,11 +71,21 @@ class SandboxConfig:
         return cls(**json.loads(Path(path).read_text()))
 
 
+def site_folders() -> set[str]:
+    """The grader's site-packages folders, both paths of each (a venv may borrow another's through
+    a .pth file or a symlink); never the course repository, which is on the grader's own path."""
+    folders = {p for p in sys.path if p and os.path.isdir(p) and os.path.basename(p) in ("site-packages", "dist-packages")}
+    folders.add(sysconfig.get_paths()["purelib"])
+    return {q for p in folders for q in (p, os.path.realpath(p))}
+
+
 def python_environment() -> list[str]:
-    """Folders the kernel's Python needs read-only: the venv, its base interpreter, their real paths."""
+    """Folders the kernel's Python needs read-only: the venv, its base interpreter, their site
+    folders, their real paths."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     paths |= {os.path.realpath(p) for p in paths}
     paths |= {os.path.dirname(os.path.realpath(sys.executable))}
+    paths |= site_folders()
     paths = {p for p in paths if not _inside(p, ["/usr"])}
     return sorted(p for p in paths if not _inside(p, [q for q in paths if q != p]))
 
@@ -83,9 +93,8 @@ def python_environment() -> list[str]:
 def hidden_packages() -> list[str]:
     """Installed packages the kernel does not need and must not read: nbgrader ships notebooks
     and gradebooks of its own tests (which a probe for course files would otherwise find)."""
-    purelib = sysconfig.get_paths()["purelib"]
-    sites = {Path(purelib), Path(os.path.realpath(purelib))}  # a venv reached through a symlink: both paths
-    return sorted(str(site / name) for site in sites for name in ("nbgrader",) if (site / name).is_dir())
+    return sorted(str(Path(site) / name) for site in site_folders() for name in ("nbgrader",)
+                  if (Path(site) / name).is_dir())
 
 
 def gpu_devices() -> list[str]:

@@ -4,7 +4,7 @@ The sandbox is an allow-list: the kernel's file system holds the Python environm
 system files and the notebook's data, and nothing else. These tests grade real submissions
 from copies of the repository placed where instructors put them (under ``/tmp``, ``/home``,
 ``/srv``, ``/root``, nested in each other, with spaces in the names; the venv inside the
-checkout or outside it), with a probe that searches the whole file system for notebooks,
+checkout, outside it, or under a home folder borrowing another's packages), with a probe that searches the whole file system for notebooks,
 gradebooks and grade files while a second copy of the repository lies elsewhere. Then they
 break the sandbox on purpose and check that no student gets a score from the grader's fault.
 """
@@ -17,6 +17,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import nbformat
@@ -148,6 +149,25 @@ def test_checkout_under_home_venv_inside_submissions_under_srv_output_under_root
     finally:
         for folder in (home, srv, root_out):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+@needs_sandbox
+@pytest.mark.kernel
+def test_a_venv_under_a_home_folder_that_borrows_its_packages(tmp_path, repository_copy):
+    """A plain venv under /home whose site-packages reaches another environment's through a
+    .pth file (as a --system-site-packages venv or a shared install does)."""
+    home = Path(f"/home/w4-venv-{secrets.token_hex(4)}")
+    try:
+        venv = home / "envs" / "course env"
+        subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+        (site,) = (venv / "lib").glob("python3*/site-packages")
+        (site / "borrowed.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+        checkout = repository_copy(tmp_path / "checkout")
+        submissions = write_submissions(tmp_path / "submissions")
+        run = grade_from(checkout, str(venv / "bin" / "python"), submissions, tmp_path / "out")
+        check_run(run, tmp_path / "out")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 # --- the sandbox breaks: a fault of the machine, never a score ----------------------------------
