@@ -104,7 +104,7 @@ def __guard_factory(modules, classes, kernel_managed, trusted_callbacks):
                                 **{name: getattr(formatter, name) for name in ("float_precision", "pprint")
                                    if hasattr(formatter, name)}}
         return {"displayhook": ip.displayhook, "sys.displayhook": sys.displayhook, "formatters": formatters,
-                "display_formatter": ip.display_formatter}
+                "display_formatter": ip.display_formatter, "sys.stdout": sys.stdout, "sys.stderr": sys.stderr}
 
     def _restore_display(saved, repaired):
         if ip.displayhook is not saved["displayhook"]:
@@ -113,6 +113,10 @@ def __guard_factory(modules, classes, kernel_managed, trusted_callbacks):
         if sys.displayhook is not saved["sys.displayhook"]:
             sys.displayhook = saved["sys.displayhook"]
             repaired.append("sys.displayhook")
+        for stream in ("stdout", "stderr"):  # what a test prints is what the grader reads
+            if getattr(sys, stream) is not saved["sys." + stream]:
+                setattr(sys, stream, saved["sys." + stream])
+                repaired.append("sys." + stream)
         if ip.display_formatter is not saved["display_formatter"]:
             ip.display_formatter = saved["display_formatter"]
             repaired.append("IPython display formatter")

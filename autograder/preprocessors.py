@@ -8,6 +8,7 @@ visible tests and the instructor's assertion messages but no hidden test code.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from nbconvert.exporters.exporter import ResourcesDict
@@ -66,34 +67,36 @@ class RedactTestTracebacks(NbGraderPreprocessor):
 
 
 class ShareCredit(NbGraderPreprocessor):
-    """Turn the share a test cell computes into points, for the cells of ``course_config.SHARE_CREDIT``.
+    """Give the cells of ``course_config.SHARE_CREDIT`` the share of their points their test printed.
 
-    A multiple-choice test ends with the share of options answered right (0 to 1) as its value;
-    nbgrader's partial credit reads a test cell's value as points, and only the grader knows the
-    points, so this step (right after execution, before nbgrader saves the grades) multiplies
-    the share by the cell's points. A value outside 0..1 or not a number scores 0.
+    A multiple-choice test prints ``<question>: K of N options right``; each option is worth
+    1/N of the cell's points, which only the grader knows. Right after execution (before nbgrader
+    saves the grades) this step reads the last such line of the test cell's own output and sets
+    the cell's value to ``K / N x points``, which nbgrader takes as partial credit; a value the
+    cell showed itself is dropped. A test cell without the line and without an error scores 0
+    (its output was tampered with), with a note saying so.
     """
+
+    LINE = re.compile(r"(\d+) of (\d+) options right")
 
     def preprocess_cell(self, cell: NotebookNode, resources: ResourcesDict, index: int) -> tuple[NotebookNode, ResourcesDict]:
         if cell.cell_type != "code" or cell.metadata.get("nbgrader", {}).get("grade_id") not in cfg.SHARE_CREDIT:
             return cell, resources
-        outputs = cell.get("outputs", [])
-        results = [o for o in outputs if o.get("output_type") == "execute_result"]
-        if not results and not any(o.get("output_type") == "error" for o in outputs):
-            # no value and no error: the display was tampered with; nbgrader would give full points
+        outputs = [o for o in cell.get("outputs", []) if o.get("output_type") != "execute_result"]
+        if any(o.get("output_type") == "error" for o in outputs):
+            cell.outputs = outputs  # nbgrader gives 0 for the error
+            return cell, resources
+        stdout = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stdout")
+        found = self.LINE.findall(stdout)
+        points = float(cell.metadata["nbgrader"]["points"])
+        right, total = map(int, found[-1]) if found else (0, 1)
+        if not found or not 0 <= right <= total or total == 0:
             outputs.append(from_dict({"output_type": "stream", "name": "stdout",
-                                      "text": f"{NOTE_PREFIX}the test's result was not displayed: 0 points\n"}))
-            results = [from_dict({"output_type": "execute_result", "execution_count": None, "metadata": {},
-                                  "data": {"text/plain": "0"}})]
-            outputs.append(results[0])
-        for output in results:
-            text = output.get("data", {}).get("text/plain", "")
-            try:
-                share = float("".join(text) if isinstance(text, list) else text)
-            except ValueError:
-                share = -1.0
-            points = float(cell.metadata["nbgrader"]["points"])
-            output["data"] = {"text/plain": f"{share * points:g}" if 0.0 <= share <= 1.0 else "0"}
+                                      "text": f"{NOTE_PREFIX}the test's result line is missing: 0 points\n"}))
+            right, total = 0, 1
+        outputs.append(from_dict({"output_type": "execute_result", "execution_count": None, "metadata": {},
+                                  "data": {"text/plain": f"{right / total * points:g}"}}))
+        cell.outputs = outputs
         return cell, resources
 
 

@@ -36,10 +36,17 @@ WRONG_MCQ = [mutation("mcq_minibatch", "noisy_learning_process = False", "noisy_
              mutation("mcq_minibatch", "increased_model_update_frequency = False",
                       "increased_model_update_frequency = True"),
              mutation("mcq_minibatch", "memory_efficient = False", "memory_efficient = True")]
-# makes every float display as 1.0 and hides the others: forged partial credit for the MCQ
-FORGE_SHARE = """ip = get_ipython()
-ip.run_line_magic("precision", "0")
-ip.display_formatter.formatters["text/plain"].for_type(float, lambda value, printer, cycle: printer.text("1.0"))"""
+# rewrites what the MCQ test prints, and the display of values: forged partial credit
+FORGE_SHARE = """import sys, re
+class _Forged:
+    def __init__(self, stream):
+        self.stream = stream
+    def write(self, text):
+        return self.stream.write(re.sub(r"\\d+ of (\\d+) options right", r"\\1 of \\1 options right", text))
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+sys.stdout = _Forged(sys.stdout)
+get_ipython().display_formatter.formatters["text/plain"].for_type(float, lambda value, printer, cycle: printer.text("2.0"))"""
 SIGN_FLIPPED = [mutation("ex3_momentum", "w_new = w - lr * m_new\n", "w_new = w + lr * m_new\n")]
 # BNDeepNet that never sees its input: right layers, but it cannot learn
 BLIND_BNDEEP = [mutation("ex2_bn_models", "        pairs = [", "        x = x * 0.0\n        pairs = [")]
@@ -139,10 +146,10 @@ CASES: dict[str, Case] = {
         ("test_mcq_minibatch",),
         lambda: with_code(filled(WRONG_MCQ), "mcq_minibatch", FAKE_OUTPUT, at_end=True)),
     "forges_share_credit": Case(
-        "a wrong MCQ answer, with the display changed so that the test's share (0) would read as 1.0",
+        "a wrong MCQ answer, with sys.stdout rewriting the test's '0 of 4 options right' as '4 of 4'",
         ("test_mcq_minibatch",),
         lambda: with_code(filled(WRONG_MCQ), "mcq_minibatch", FORGE_SHARE, at_end=True),
-        {"test_mcq_minibatch": "text/plain"}),
+        {"test_mcq_minibatch": "sys.stdout"}),
     "edits_locked_test_cell": Case(
         "a wrong MCQ answer, with the locked test cell rewritten to print('ok')",
         ("test_mcq_minibatch",),
