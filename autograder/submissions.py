@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 
 import course_config as cfg
+from autograder.late import TIMESTAMP_FILE
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -33,6 +34,7 @@ class Submission:
     student_id: str
     path: Path
     problem: str | None = None  # why it cannot be graded; None when it can
+    submitted_at: str | None = None  # as written in timestamp.txt (autograder/late.py reads it)
 
 
 def expected_grade_ids(source_notebook: Path = cfg.SOURCE_NOTEBOOK) -> set[str]:
@@ -80,7 +82,8 @@ def safe_student_id(raw: str) -> str:
 
 
 def extract_zip(archive: Path, destination: Path) -> Path:
-    """Unpack the notebooks of an LMS export into ``destination`` as ``<student>.ipynb``.
+    """Unpack the notebooks of an LMS export into ``destination`` as nbgrader's ``submitted/`` tree:
+    ``<student>/<assignment>/<notebook>.ipynb``, with the file name's time in ``timestamp.txt``.
 
     Student ids come from the file names through nbgrader's ``FileNameCollectorPlugin`` and
     ``course_config.ZIP_FILENAME_REGEXP``; with several attempts, the latest (by the
@@ -110,8 +113,12 @@ def extract_zip(archive: Path, destination: Path) -> Path:
             order = (found or {}).get("timestamp") or name
             if key not in chosen or order > chosen[key][0]:
                 chosen[key] = (order, info)
-        for key, (_, info) in chosen.items():
-            (destination / f"{key}.ipynb").write_bytes(members.read(info))
+        for key, (order, info) in chosen.items():
+            folder = destination / key / cfg.ASSIGNMENT_ID
+            folder.mkdir(parents=True)
+            (folder / f"{cfg.NOTEBOOK_NAME}.ipynb").write_bytes(members.read(info))
+            if order != Path(info.filename).name:  # the regexp's timestamp group, not the fallback
+                (folder / TIMESTAMP_FILE).write_text(order)
     if not chosen:
         raise SubmissionsError(f"{archive}: holds no .ipynb file")
     return destination
@@ -145,5 +152,7 @@ def find_submissions(folder: Path) -> list[Submission]:
             student_id = safe_student_id(student_id)
         else:
             problem = notebook_problem(path, expected)
-        submissions.append(Submission(student_id, path, problem))
+        stamp = path.parent / TIMESTAMP_FILE if nested else None
+        submitted_at = stamp.read_text(errors="replace").strip() if stamp and stamp.is_file() else None
+        submissions.append(Submission(student_id, path, problem, submitted_at))
     return submissions

@@ -102,7 +102,10 @@ def test_zip_export_maps_file_names_to_students_and_keeps_the_latest_attempt(tmp
     assert rows["alice"].problem is None and rows["alice"].path.read_bytes() == release
     assert rows["bob"].problem is None
     assert any("evil" in k for k in rows) and not (tmp_path / "evil_attempt_2026-11-20-12-00-00_x.ipynb").exists()
-    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{k}.ipynb" for k in rows)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(rows)
+    # the latest attempt's time travels as nbgrader's timestamp.txt, for the late policy
+    assert rows["alice"].submitted_at == "2026-11-21-09-00-00"
+    assert rows["unmatched-somebody"].submitted_at is None
     assert "does not match course_config.ZIP_FILENAME_REGEXP" in rows["unmatched-somebody"].problem
 
 
