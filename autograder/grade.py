@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import course_config as cfg
-from autograder.results import (GRADER_ERROR, GradeRow, Task, auto_max, cell_seconds, fault_row, graded_cells,
-                                write_json, write_task, zero_row)
+from autograder.results import (GRADER_ERROR, GradeRow, Task, auto_max, cell_seconds, fault_row, grader_fingerprint,
+                                graded_cells, write_json, write_task, zero_row)
 from autograder.submissions import Submission, find_submissions
 
 __all__ = ["CanaryFailed", "GradeRow", "Grader", "auto_max", "fault_row", "grade", "graded_cells", "write_grades",
@@ -63,13 +63,6 @@ class Canary:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def grader_fingerprint() -> str:
-    """Changes whenever the tests or the points change: results of another version are stale."""
-    digest = hashlib.sha256(cfg.SOURCE_NOTEBOOK.read_bytes())
-    digest.update(json.dumps(cfg.POINTS, sort_keys=True).encode())
-    return digest.hexdigest()[:16]
 
 
 def grading_device() -> str:
@@ -141,6 +134,11 @@ class Grader:
         template = self.root / "template"
         self.template = template
         generate_assignment(make_course(template))  # source and the gradebook every worker copies
+        self.fingerprint = grader_fingerprint()
+        from autograder.gradebook import ClassGradebook
+
+        self.gradebook = ClassGradebook(self.out, template, self.fingerprint)
+        self.gradebook.prepare()
         self.auto_ids, self.manual_ids = graded_cells()
         self.cell_timeout = cell_timeout
         self.cell_timeouts: dict[str, float] = {}
@@ -149,7 +147,6 @@ class Grader:
         self.sandboxed, self.isolation = sandbox_mode()
         self.device = grading_device()
         self.threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-        self.fingerprint = grader_fingerprint()
         self.slots: queue.Queue[int | None] = queue.Queue()
         self._uid_locks = []
         if self.sandboxed:
@@ -201,6 +198,23 @@ class Grader:
         if "grader_error" in stored:  # graded again once the grader or the machine is fixed
             return None
         return self.row_from_result(stored)
+
+    def stale(self, submission: Submission) -> bool:
+        """A stored result of this very notebook by another version of the tests or points."""
+        try:
+            stored = json.loads((self.results / f"{submission.student_id}.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return False
+        return stored.get("submission_sha256") == sha256(submission.path) and stored.get("grader") != self.fingerprint
+
+    def record(self, submission: Submission, row: GradeRow) -> None:
+        """Put a student's row into the class gradebook (``autograder/gradebook.py``)."""
+        from autograder.gradebook import stored_records
+
+        graded = row.status == "graded"
+        self.gradebook.record(row, submission.path, submission.submitted_at,
+                              self.root / "autograded" / f"{submission.student_id}.ipynb" if graded else None,
+                              stored_records(self.results, submission.student_id) if graded else None)
 
     def grade(self, submission: Submission) -> GradeRow:
         """Grade one submission; never raises for a problem of the submission itself."""
@@ -344,14 +358,21 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
         log.warning("kernels are NOT sandboxed: %s", grader.isolation.removeprefix("NONE: "))
     rows = {}
     todo = []
+    stale = []
     for submission in submissions:
         cached = grader.cached(submission)
         if cached is not None:
             rows[submission.student_id] = cached
+            grader.record(submission, cached)
         else:
             todo.append(submission)
+            if grader.stale(submission):
+                stale.append(submission.student_id)
     if rows:
         log.info("%d submission(s) already graded by this grader: kept", len(rows))
+    if stale:  # the tests or points changed since: their scores are regraded, manual grades kept
+        log.warning("%d stored result(s) are stale (graded by other tests, points or grader version): %s; "
+                    "grading them again, keeping their manual grades", len(stale), ", ".join(stale))
     write_grades(list(rows.values()), out / "grades.csv", grader.auto_ids, grader.manual_ids)
     if canary and any(not s.problem for s in todo):
         try:
@@ -362,6 +383,7 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
                 rows[submission.student_id] = fault_row(submission.student_id, f"not graded, the canary failed: {failure}",
                                                         grader.auto_ids, grader.manual_ids)
                 rows[submission.student_id].isolation = grader.isolation
+                grader.record(submission, rows[submission.student_id])
             todo = []
             write_grades(list(rows.values()), out / "grades.csv", grader.auto_ids, grader.manual_ids)
     bar = None
@@ -370,11 +392,35 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
 
         bar = tqdm(total=len(todo), desc="grading", unit="submission", file=sys.stderr)
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for row in pool.map(grader.grade, todo):
+        for submission, row in zip(todo, pool.map(grader.grade, todo)):
             rows[row.student_id] = row
+            grader.record(submission, row)
             write_grades(list(rows.values()), out / "grades.csv", grader.auto_ids, grader.manual_ids)
             if bar is not None:
                 bar.update()
     if bar is not None:
         bar.close()
+    write_similarity(out)
     return [rows[s.student_id] for s in submissions]
+
+
+def write_similarity(out: Path) -> Path:
+    """``out/similarity.html`` over every notebook in the class course's ``submitted/`` (all shards' after a merge)."""
+    from autograder.gradebook import course_path
+    from autograder.similarity import similarity_report, write_similarity_html
+
+    submitted = sorted(p.name for p in (Path(out) / "submitted").iterdir()) if (Path(out) / "submitted").is_dir() else []
+    notebooks = [(sid, course_path(Path(out), "submitted", sid) / f"{cfg.NOTEBOOK_NAME}.ipynb") for sid in submitted]
+    return write_similarity_html(similarity_report(notebooks), Path(out) / "similarity.html")
+
+
+def merge_gradebooks(shard_dirs: list[Path], dest: Path) -> Path:
+    """One class gradebook (and course folders) in ``dest`` from the shards' own; return its path."""
+    from autograder import gradebook
+    from autograder.course import generate_assignment, make_course
+
+    template = Path(dest).resolve() / ".course" / "template"
+    generate_assignment(make_course(template))
+    book = gradebook.merge_gradebooks([Path(d) for d in shard_dirs], Path(dest), template, grader_fingerprint())
+    write_similarity(book.root)
+    return book.root / gradebook.GRADEBOOK

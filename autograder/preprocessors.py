@@ -17,6 +17,7 @@ from nbgrader import utils
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 
 import course_config as cfg
+from autograder.gradebook import GRADER_ONLY
 from autograder.results import NOTE_PREFIX
 
 
@@ -106,3 +107,12 @@ def redact_notebook(nb: NotebookNode) -> NotebookNode:
     for preprocessor in (StripHiddenTests(), RedactTestTracebacks()):
         nb, resources = preprocessor.preprocess(nb, resources)
     return nb
+
+
+class StripGraderOnly(NbGraderPreprocessor):
+    """Remove the graders' rubric cells (``autograder/gradebook.py`` adds them to the class's
+    autograded copies for the formgrader) from feedback: students never see a rubric."""
+
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
+        nb.cells = [cell for cell in nb.cells if not cell.metadata.get(GRADER_ONLY)]
+        return nb, resources

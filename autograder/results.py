@@ -28,6 +28,7 @@ from autograder.notebook_code import is_test_cell
 NOTE_PREFIX = "[grader] "  # output lines the grader adds to a cell (repairs, limits)
 GRADER_ERROR = "error: grader: "  # status of a row the grader failed to grade (no score)
 STUDENT_ERROR = "error: "  # status of a submission that cannot be graded (0 points)
+RESULT_FORMAT = "2"  # what a result file holds (2: the worker's gradebook records); older ones are regraded
 
 
 class GraderFault(RuntimeError):
@@ -61,6 +62,16 @@ def write_task(path: Path, task: Task) -> Path:
 
 def read_task(path: Path) -> Task:
     return Task(**json.loads(Path(path).read_text()))
+
+
+def grader_fingerprint() -> str:
+    """Changes whenever the tests or the points change: results of another version are stale."""
+    import hashlib
+
+    digest = hashlib.sha256(cfg.SOURCE_NOTEBOOK.read_bytes())
+    digest.update(json.dumps(cfg.POINTS, sort_keys=True).encode())
+    digest.update(RESULT_FORMAT.encode())
+    return digest.hexdigest()[:16]
 
 
 def graded_cells(source_notebook: Path = cfg.SOURCE_NOTEBOOK) -> tuple[list[str], list[str]]:

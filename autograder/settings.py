@@ -13,7 +13,7 @@ from nbgrader.preprocessors import GetGrades
 from traitlets.config import Config
 
 import course_config as cfg
-from autograder.preprocessors import AssignPoints, RedactTestTracebacks, ShareCredit, StripHiddenTests
+from autograder.preprocessors import AssignPoints, RedactTestTracebacks, ShareCredit, StripGraderOnly, StripHiddenTests
 
 
 def nbgrader_config(course_root: Path | None = None) -> Config:
@@ -29,7 +29,8 @@ def nbgrader_config(course_root: Path | None = None) -> Config:
     # the bundled data and figures are copied into the release and into each autograded folder
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
     c.GenerateAssignment.preprocessors = [AssignPoints, *GenerateAssignment.class_traits()["preprocessors"].default()]
-    c.GenerateFeedback.preprocessors = [GetGrades, StripHiddenTests, RedactTestTracebacks, CSSHTMLHeaderPreprocessor]
+    c.GenerateFeedback.preprocessors = [GetGrades, StripGraderOnly, StripHiddenTests, RedactTestTracebacks,
+                                        CSSHTMLHeaderPreprocessor]
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import Execute
 

@@ -120,7 +120,10 @@ def autograde_once(api, task: Task, course: Path) -> dict:
     present = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nbformat.read(notebook, as_version=4).cells}
     for missing in sorted(set(auto_ids) - present):
         notes.setdefault(missing, []).append("this test cell is missing from the submission (deleted?): 0 points")
-    return {"cells": read_scores(api, task.student_id, auto_ids), "failed": failed_cells(notebook), "notes": notes}
+    from autograder.gradebook import submission_records
+
+    return {"cells": read_scores(api, task.student_id, auto_ids), "failed": failed_cells(notebook), "notes": notes,
+            "gradebook": submission_records(api.coursedir.db_url, task.student_id)}
 
 
 def run(task: Task) -> dict:

@@ -12,7 +12,7 @@ import zipfile
 import pytest
 
 import course_config as cfg
-from autograder.grade import grade
+from autograder.grade import grade, merge_gradebooks
 from autograder.shards import merge
 
 EXAMPLES = cfg.EXAMPLES_DIR
@@ -54,6 +54,21 @@ def test_merged_shards_equal_the_serial_result(folder, serial, tmp_path):
     assert read_rows(merged) == read_rows(serial / "grades.csv")
     assert sorted(p.name for p in (tmp_path / "merged" / "feedback").iterdir()) == \
         sorted(p.name for p in (serial / "feedback").iterdir())
+    # the shards' gradebooks merge into one class gradebook equal to the serial run's
+    assert scores_in(merge_gradebooks(shards, tmp_path / "merged")) == scores_in(serial / "gradebook.db")
+    assert (tmp_path / "merged" / "autograded" / "reference" / cfg.ASSIGNMENT_ID / f"{cfg.NOTEBOOK_NAME}.ipynb").is_file()
+
+
+def scores_in(db) -> dict:
+    """student -> (per-cell auto scores, flagged) of a class gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{db}", cfg.COURSE_ID) as gb:
+        found = {}
+        for student in gb.students:
+            nb = gb.find_submission_notebook(cfg.NOTEBOOK_NAME, cfg.ASSIGNMENT_ID, student.id)
+            found[student.id] = ({g.name: g.auto_score for g in nb.grades}, nb.flagged)
+        return found
 
 
 def test_regrading_the_same_folder_reuses_every_result(folder, serial):
