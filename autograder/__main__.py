@@ -4,6 +4,10 @@
     python -m autograder release [--check]       build release/ from source/ (and verify it)
     python -m autograder grade SUBMISSIONS --out DIR [--workers N] [--shard i/N]
     python -m autograder merge SHARD_DIR... --out DIR   combine the outputs of sharded runs
+    python -m autograder formgrader RUN [--port P]       nbgrader's formgrader on a run, to grade by hand
+    python -m autograder manual-sheet RUN --out DIR      free-response answers per question, a CSV to fill
+    python -m autograder manual-import FILE.csv --run RUN   load hand-given points into the gradebook
+    python -m autograder export RUN --out FILE [--roster LMS.csv]   final grades: LMS file, nbgrader CSV
     python -m autograder gradescope-zip [--out FILE]     the Gradescope autograder zip
     python -m autograder demo [--out DIR]        release, then grade examples/submissions
     python -m autograder check NOTEBOOK          for students: visible tests, before submitting
@@ -47,6 +51,7 @@ def grade_and_report(submissions: Path, out: Path, *, workers: int, shard: tuple
     print(summary_table(rows, graded_cells()[0]))
     png, table = write_class_report(out / "grades.csv", out)
     print(f"\ngrades: {out / 'grades.csv'}   feedback: {out / 'feedback'}/   class report: {table}, {png}")
+    print(f"class gradebook (nbgrader, for the formgrader): {out / 'gradebook.db'}   similarity: {out / 'similarity.html'}")
     unsandboxed = sorted({row.isolation for row in rows if row.isolation.startswith("NONE")})
     for isolation in unsandboxed:
         print(f"WARNING: kernels were NOT sandboxed ({isolation.removeprefix('NONE: ')}); "
@@ -77,11 +82,45 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_merge(args: argparse.Namespace) -> int:
     from autograder.class_report import write_class_report
+    from autograder.grade import merge_gradebooks
     from autograder.shards import merge
 
     path = merge([Path(s) for s in args.shards], Path(args.out))
     write_class_report(path, Path(args.out))
+    merge_gradebooks([Path(s) for s in args.shards], Path(args.out))
     print(f"merged {len(args.shards)} shard(s) into {path}")
+    return 0
+
+
+def cmd_formgrader(args: argparse.Namespace) -> int:
+    from autograder.formgrader import serve
+
+    return serve(Path(args.run), args.port)
+
+
+def cmd_manual_sheet(args: argparse.Namespace) -> int:
+    from autograder.manual import write_manual_sheet
+
+    pages, sheet = write_manual_sheet(Path(args.run), Path(args.out))
+    print(f"{len(pages)} question pages in {Path(args.out)}/; fill in {sheet}, then: "
+          f"python -m autograder manual-import {sheet} --run {args.run}")
+    return 0
+
+
+def cmd_manual_import(args: argparse.Namespace) -> int:
+    from autograder.manual import import_manual_grades
+
+    count = import_manual_grades(Path(args.file), Path(args.run))
+    print(f"imported {count} manual grade(s) into {Path(args.run) / 'gradebook.db'}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from autograder.export import export, summary
+
+    grades, lms, nbgrader_csv = export(Path(args.run), Path(args.out), roster=Path(args.roster) if args.roster else None)
+    print(summary(grades))
+    print(f"LMS import file ({cfg.LMS}): {lms}   nbgrader's CSV: {nbgrader_csv}")
     return 0
 
 
@@ -163,7 +202,7 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("release", help="generate release/ from source/ and check it for leaks and drift")
     r.add_argument("--check", action="store_true", help="only check the committed release")
-    r.set_defaults(run=cmd_release)
+    r.set_defaults(handler=cmd_release)
 
     g = sub.add_parser("grade", help="autograde submissions, write grades.csv and feedback",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -171,51 +210,73 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="output folder (grades.csv, feedback/, .course/)")
     g.add_argument("--workers", type=int, default=1, help="submissions graded in parallel")
     g.add_argument("--shard", metavar="i/N", help="grade only the i-th of N deterministic slices (0-based)")
-    g.set_defaults(run=cmd_grade)
+    g.set_defaults(handler=cmd_grade)
 
     mg = sub.add_parser("merge", help="combine the grades.csv and feedback of sharded grading runs")
     mg.add_argument("shards", nargs="+", help="the --out folders of the shard runs")
     mg.add_argument("--out", required=True, help="folder for the merged grades.csv, feedback and report")
-    mg.set_defaults(run=cmd_merge)
+    mg.set_defaults(handler=cmd_merge)
+
+    fm = sub.add_parser("formgrader", help="nbgrader's formgrader on a run's class gradebook (loopback only)",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    fm.add_argument("run", help="a grade --out folder")
+    fm.add_argument("--port", type=int, default=8888, help="port on 127.0.0.1")
+    fm.set_defaults(handler=cmd_formgrader)
+
+    ms = sub.add_parser("manual-sheet", help="one HTML page per free-response question and a CSV to fill in")
+    ms.add_argument("run", help="a grade --out folder (its gradebook.db)")
+    ms.add_argument("--out", required=True, help="folder for the pages and manual_grades.csv")
+    ms.set_defaults(handler=cmd_manual_sheet)
+
+    mi = sub.add_parser("manual-import", help="load a filled manual_grades.csv into the gradebook (all lines or none)")
+    mi.add_argument("file", help="the filled CSV (student_id, question, max_points, points, comment)")
+    mi.add_argument("--run", required=True, help="the grade --out folder whose gradebook.db receives the points")
+    mi.set_defaults(handler=cmd_manual_import)
+
+    ex = sub.add_parser("export", help="final grades (autograded + manual - late penalty): LMS file and nbgrader CSV")
+    ex.add_argument("run", help="a grade --out folder (its gradebook.db and grades.csv)")
+    ex.add_argument("--out", required=True, help="the LMS import file; nbgrader's CSV goes beside it")
+    ex.add_argument("--roster", help="the LMS's gradebook export, for names and LMS ids (default: student ids only)")
+    ex.set_defaults(handler=cmd_export)
 
     gz = sub.add_parser("gradescope-zip", help="build the Gradescope autograder zip (setup.sh, run_autograder)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     gz.add_argument("--out", default="out/gradescope.zip", help="where to write the zip")
-    gz.set_defaults(run=cmd_gradescope_zip)
+    gz.set_defaults(handler=cmd_gradescope_zip)
 
     d = sub.add_parser("demo", help="release, then grade the example submissions",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d.add_argument("--out", default="out/demo", help="output folder")
     d.add_argument("--workers", type=int, default=2, help="submissions graded in parallel")
-    d.set_defaults(run=cmd_demo)
+    d.set_defaults(handler=cmd_demo)
 
     dr = sub.add_parser("doctor", help="what this machine gives the grader (sandbox, GPU, limits), then the canary",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     dr.add_argument("--out", help="folder for the canary's output (default: a temporary folder)")
-    dr.set_defaults(run=cmd_doctor)
+    dr.set_defaults(handler=cmd_doctor)
 
     c = sub.add_parser("calibrate", help="run the reference through the convergence tests over many seeds",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     c.add_argument("--seeds", type=int, default=cfg.CALIBRATION_SEEDS, help="number of seeds")
-    c.set_defaults(run=cmd_calibrate)
+    c.set_defaults(handler=cmd_calibrate)
 
     ck = sub.add_parser("check", help="run a notebook's visible tests in a fresh kernel (for students)")
     ck.add_argument("notebook", help="the notebook to check")
-    ck.set_defaults(run=cmd_check)
+    ck.set_defaults(handler=cmd_check)
 
     st = sub.add_parser("selftest", help="grade reference, blank and mutants; calibrate; exit 1 on a surprise",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     st.add_argument("--seeds", type=int, default=cfg.CALIBRATION_SEEDS, help="calibration seeds")
     st.add_argument("--workers", type=int, default=2, help="submissions graded in parallel")
-    st.set_defaults(run=cmd_selftest)
+    st.set_defaults(handler=cmd_selftest)
 
     fg = sub.add_parser("figures", help="make the notebook's figures (the tutorial's experiments on full MNIST)")
     fg.add_argument("--quick", action="store_true", help="smoke run on the shipped subset, into out/figures-quick")
-    fg.set_defaults(run=cmd_figures)
+    fg.set_defaults(handler=cmd_figures)
 
     m = sub.add_parser("make-data", help="write (or --check) the MNIST subset")
     m.add_argument("--check", action="store_true", help="verify checksums, write nothing")
-    m.set_defaults(run=cmd_make_data)
+    m.set_defaults(handler=cmd_make_data)
     return p
 
 
@@ -233,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     from autograder.submissions import SubmissionsError
 
     try:
-        return args.run(args)
+        return args.handler(args)
     except (SubmissionsError, DataError, NbgraderError, RuntimeError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,199 @@
+"""Grading the free-response answers without a browser: a sheet per question, a CSV back.
+
+    python -m autograder manual-sheet RUN_DIR --out DIR    one HTML page per question, manual_grades.csv
+    python -m autograder manual-import FILE.csv --run RUN_DIR
+
+Each page shows the question, the rubric and every student's answer side by side. The CSV has
+one line per answer to grade (student_id, question, max_points, points, comment), filled in with
+what the gradebook already holds. The import checks every line first (a known student with a
+submission, a free-response question, points from 0 to the maximum, no line twice) and writes
+nothing unless all are right; each wrong line is named with its line number. A blank points cell
+is skipped (not graded yet).
+"""
+from __future__ import annotations
+
+import csv
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook, MissingEntry
+
+import course_config as cfg
+from autograder.gradebook import GRADEBOOK, course_path, rubrics
+from autograder.results import graded_cells
+
+SHEET_CSV = "manual_grades.csv"
+COLUMNS = ["student_id", "question", "max_points", "points", "comment"]
+
+
+class ManualImportError(ValueError):
+    """A grades file with wrong lines; the message lists each, and nothing was written."""
+
+
+def gradebook_url(run: Path) -> str:
+    db = Path(run) / GRADEBOOK
+    if not db.is_file():
+        raise ValueError(f"{db}: no class gradebook; grade into {run} first (python -m autograder grade ... --out {run})")
+    return f"sqlite:///{db.resolve()}"
+
+
+def answers(run: Path, student_id: str) -> dict[str, str]:
+    """Free-response grade id -> the student's answer, from the submitted notebook (empty if unreadable)."""
+    path = course_path(Path(run), "submitted", student_id) / f"{cfg.NOTEBOOK_NAME}.ipynb"
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception:  # an unreadable submission was graded 0 with its reason; it has no answers
+        return {}
+    return {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("q_")}
+
+
+def questions(release: Path = cfg.RELEASE_NOTEBOOK) -> dict[str, str]:
+    """Free-response grade id -> the question: the markdown cell just above the answer in the release."""
+    cells = nbformat.read(release, as_version=4).cells
+    found = {}
+    for index, cell in enumerate(cells):
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in graded_cells()[1]:
+            found[gid] = cells[index - 1].source if index else ""
+    return found
+
+
+@dataclass
+class Answer:
+    student_id: str
+    text: str
+    points: float | None  # the manual score in the gradebook
+    comment: str
+    no_response: bool  # unchanged from the release: nbgrader scored it 0 itself
+
+
+def collect(run: Path) -> dict[str, list[Answer]]:
+    """Question -> every student's answer and current manual grade, from the gradebook and submitted/."""
+    _, manual_ids = graded_cells()
+    by_question: dict[str, list[Answer]] = {gid: [] for gid in manual_ids}
+    with Gradebook(gradebook_url(run), cfg.COURSE_ID) as gb:
+        for student in sorted(s.id for s in gb.students):
+            try:
+                notebook = gb.find_submission_notebook(cfg.NOTEBOOK_NAME, cfg.ASSIGNMENT_ID, student)
+            except MissingEntry:
+                continue
+            texts = answers(run, student)
+            grades = {g.name: g for g in notebook.grades}
+            comments = {c.name: c for c in notebook.comments}
+            for gid in manual_ids:
+                grade, comment = grades[gid], comments.get(gid)
+                no_response = comment is not None and comment.auto_comment == "No response."
+                by_question[gid].append(Answer(student, texts.get(gid, ""), grade.manual_score,
+                                               (comment.manual_comment or "") if comment else "", no_response))
+    return by_question
+
+
+def page(gid: str, question: str, rubric: str, rows: list[Answer]) -> str:
+    """One question's page: the question, the rubric, then a row per student (all text escaped)."""
+    def block(text: str) -> str:
+        return f'<div class="text">{html.escape(text)}</div>'
+
+    body = [f"<h1>{html.escape(gid)} ({cfg.POINTS[gid]:g} points)</h1>", "<h2>Question</h2>", block(question),
+            "<h2>Model answer and rubric (graders only)</h2>", block(rubric),
+            f"<h2>Answers ({len(rows)})</h2>", "<table><tr><th>student</th><th>answer</th><th>points</th>"
+            "<th>comment</th></tr>"]
+    for a in rows:
+        shown = "<i>no response (0 points, set by nbgrader)</i>" if a.no_response else block(a.text)
+        points = "" if a.points is None else f"{a.points:g}"
+        body.append(f"<tr><td>{html.escape(a.student_id)}</td><td>{shown}</td><td>{points}</td>"
+                    f"<td>{html.escape(a.comment)}</td></tr>")
+    body.append("</table>")
+    style = ("body{font-family:sans-serif;margin:2em} .text{white-space:pre-wrap;font-family:monospace}"
+             " table{border-collapse:collapse} td,th{border:1px solid #999;padding:.4em;vertical-align:top}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(gid)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+
+
+def write_manual_sheet(run: Path, out: Path) -> tuple[list[Path], Path]:
+    """One page per free-response question and the CSV to fill in; return (pages, csv)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    by_question, texts, prompts = collect(run), rubrics(), questions()
+    pages = []
+    lines = []
+    for gid, rows in by_question.items():
+        path = out / f"{gid}.html"
+        path.write_text(page(gid, prompts.get(gid, ""), texts.get(gid, ""), rows), encoding="utf-8")
+        pages.append(path)
+        lines += [[a.student_id, gid, f"{cfg.POINTS[gid]:g}", "" if a.points is None else f"{a.points:g}", a.comment]
+                  for a in rows if not a.no_response]
+    sheet = out / SHEET_CSV
+    with open(sheet, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([COLUMNS, *lines])
+    return pages, sheet
+
+
+def parse_sheet(path: Path, known: set[str]) -> list[tuple[str, str, float, str]]:
+    """(student, question, points, comment) of each filled line; ``ManualImportError`` listing every bad line."""
+    _, manual_ids = graded_cells()
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            table = list(csv.DictReader(f))
+            header = table[0].keys() if table else []
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise ManualImportError(f"{path}: cannot be read as CSV ({error})") from None
+    missing = [c for c in ("student_id", "question", "points") if c not in header]
+    if missing:
+        raise ManualImportError(f"{path}: no column {', '.join(missing)} (expected {', '.join(COLUMNS)}; "
+                                "write one with python -m autograder manual-sheet)")
+    errors, entries, seen = [], [], {}
+    for number, row in enumerate(table, start=2):  # line 1 is the header
+        student, question = (row.get("student_id") or "").strip(), (row.get("question") or "").strip()
+        raw = (row.get("points") or "").strip()
+        where = f"{path}:{number}"
+        if not raw:
+            continue
+        if student not in known:
+            errors.append(f"{where}: unknown student {student!r} (no submission in the gradebook)")
+            continue
+        if question not in manual_ids:
+            errors.append(f"{where}: {question!r} is not a free-response question ({', '.join(manual_ids)})")
+            continue
+        try:
+            points = float(raw)
+        except ValueError:
+            errors.append(f"{where}: points {raw!r} is not a number")
+            continue
+        if not 0 <= points <= cfg.POINTS[question]:
+            errors.append(f"{where}: {points:g} points for {question}, outside 0..{cfg.POINTS[question]:g}")
+            continue
+        if (student, question) in seen:
+            errors.append(f"{where}: {student} / {question} again (first on line {seen[student, question]})")
+            continue
+        seen[student, question] = number
+        entries.append((student, question, points, (row.get("comment") or "").strip()))
+    if errors:
+        raise ManualImportError(f"{len(errors)} wrong line(s), nothing was imported:\n" + "\n".join(errors))
+    return entries
+
+
+def import_manual_grades(path: Path, run: Path) -> int:
+    """Load a filled ``manual_grades.csv`` into the run's gradebook, all lines or none; return the count."""
+    with Gradebook(gradebook_url(run), cfg.COURSE_ID) as gb:
+        known = set()
+        for student in gb.students:
+            try:
+                gb.find_submission(cfg.ASSIGNMENT_ID, student.id)
+                known.add(student.id)
+            except MissingEntry:
+                pass
+        entries = parse_sheet(Path(path), known)
+        try:
+            for student, question, points, comment in entries:
+                grade = gb.find_grade(question, cfg.NOTEBOOK_NAME, cfg.ASSIGNMENT_ID, student)
+                grade.manual_score, grade.needs_manual_grade = points, False
+                if comment:
+                    gb.find_comment(question, cfg.NOTEBOOK_NAME, cfg.ASSIGNMENT_ID, student).manual_comment = comment
+            gb.db.commit()
+        except Exception:
+            gb.db.rollback()
+            raise
+    return len(entries)
