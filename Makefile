@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 # nbgrader runs `alembic` from PATH when it creates a gradebook
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install sandbox-tools demo test test-all release grade calibrate benchmarks clean
+.PHONY: install sandbox-tools browser-tools demo test test-all release grade calibrate benchmarks clean
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
@@ -31,14 +31,25 @@ sandbox-tools:
 		echo "         kernels will NOT be sandboxed; install it (apt-get install bubblewrap) and grade as root"; \
 	fi
 
+# headless Chromium and its driver, for the formgrader's browser test (which skips without them)
+browser-tools:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium and chromium-driver (the formgrader test's browser) with apt-get"; \
+		(apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null)) \
+			|| echo "WARNING: apt-get could not install chromium: the formgrader browser test will skip"; \
+	else \
+		echo "WARNING: chromium/chromedriver missing and not installable here: the formgrader browser test will skip"; \
+	fi
+
 demo: install
 	$(BIN)/python -m autograder demo --out out/demo
 
 # the default suite (what CI runs): every grading path; test-all adds the mutant corpus and calibration
-test: install
+test: install browser-tools
 	$(BIN)/python -m pytest -m "not extended"
 
-test-all: install
+test-all: install browser-tools
 	$(BIN)/python -m pytest
 
 release: install

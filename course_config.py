@@ -64,6 +64,30 @@ ZIP_FILENAME_REGEXP: Final[str] = r".*_(?P<student_id>\w+)_attempt_(?P<timestamp
 
 MAX_SUBMISSION_MB: Final[int] = 50  # a notebook is ~0.2 MB; larger ones carry giant outputs
 
+# --- Deadline and late policy ----------------------------------------------------------
+# Submission times come from nbgrader's timestamp.txt (submitted/ tree) or the LMS zip's
+# file names (the regexp's timestamp group); a time without a zone is in COURSE_TIMEZONE.
+COURSE_TIMEZONE: Final[str] = "America/New_York"  # IANA zone of the due date
+DUE_DATE: Final[str] = "2026-10-16 23:59"  # local time in COURSE_TIMEZONE
+LATE_GRACE_MINUTES: Final[int] = 15  # submissions this late count as on time (upload lag)
+LATE_PENALTY_UNIT: Final[str] = "day"  # "day" or "hour": each started unit after the due date costs...
+LATE_PENALTY_PER_UNIT: Final[float] = 0.10  # ...this share of the assignment's maximum score
+LATE_PENALTY_CAP: Final[float] = 0.50  # at most this share; the final score never drops below 0
+
+# --- Export to the course's LMS (autograder/lms.py holds each LMS's column layout) -------
+LMS: Final[str] = "canvas"
+LMS_ASSIGNMENT_COLUMN: Final[str] = "W4 Optimization"  # the assignment's column name in the LMS gradebook
+
+# --- Similarity report (similarity.html; autograder/similarity.py says how it compares) ---
+SIMILARITY_CODE_KGRAM: Final[int] = 6  # tokens per code k-gram: about one short statement
+SIMILARITY_TEXT_SHINGLE: Final[int] = 3  # words per free-text shingle: rarely repeated by independent writers
+SIMILARITY_MIN_ANSWER_GRAMS: Final[int] = 10  # smaller answers are not compared (stubs, multiple choice)
+SIMILARITY_MIN_SHARED_GRAMS: Final[int] = 15  # a flagged pair shares at least this many grams
+# Calibrated on the examples, mutants and tests/similarity/: same-origin pairs score >= 0.81,
+# independent ones <= 0.08 (a single independent answer <= 0.34, a disguised copy's >= 0.77)
+SIMILARITY_THRESHOLD: Final[float] = 0.5  # pooled score that flags a pair
+SIMILARITY_ANSWER_THRESHOLD: Final[float] = 0.7  # one answer this close flags the pair (a copied essay)
+
 # --- Grading -------------------------------------------------------------------------
 CELL_TIMEOUT_S: Final[int] = 60  # one cell, at least; the slowest test cell takes about 2 s on 2 cores
 SUBMISSION_TIMEOUT_S: Final[int] = 600  # a whole notebook, all cells, at least

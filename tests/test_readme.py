@@ -40,7 +40,12 @@ EXPECTED = {
                         r"^partial_memory_only\s.*\s8/21\s+graded$")),
     "merge": Expect(0, (r"^merged 1 shard\(s\) into ",)),
     "gradescope-zip": Expect(0, (r"^Gradescope autograder: .*gradescope\.zip$",)),
+    "formgrader": Expect(0, (r"^formgrader: http://127\.0\.0\.1:\d+/formgrader\?token=\w+",)),
+    "manual-sheet": Expect(0, (r"^7 question pages in ",)),
+    "manual-import": Expect(0, (r"^imported 0 manual grade\(s\) into ",)),  # the sheet as written: nothing filled in
+    "export": Expect(0, (r"^reference\s+21\s", r"^0 final, 5 flagged", r"^LMS import file \(canvas\): ")),
 }
+SERVERS = {"formgrader"}  # run until they print their address, then stopped with Ctrl-C (SIGINT)
 
 
 def readme_commands() -> list[str]:
@@ -60,9 +65,21 @@ def with_examples(line: str, folders: dict[str, Path]) -> list[str]:
     line = line.replace("DIR_0 ... DIR_N-1", str(folders["graded"]))
     line = line.replace("--out DIR", f"--out {folders['merged'] if subcommand(line) == 'merge' else folders['graded']}")
     line = line.replace("SUBMISSIONS", str(folders["submissions"]))
+    line = line.replace("SHEETS", str(folders["sheets"])).replace("FINAL.csv", str(folders["final"]))
+    line = re.sub(r"(?<=\s)DIR\b", str(folders["graded"]), line)
+    if subcommand(line) in SERVERS:
+        line += f" --port {free_port()}"
     line = line.replace("path/to/W4_Tutorial1.ipynb", str(cfg.REFERENCE_SUBMISSION.relative_to(cfg.ROOT)))
     argv = shlex.split(line)
     return [".venv/bin/python", *argv[1:]]  # the README's python is the checkout's venv
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 # selftest grades the 30-odd mutants and runs 20 calibration seeds (about 4 minutes on 2 cores):
@@ -75,7 +92,8 @@ def clone(tmp_path_factory, repository_copy) -> tuple[Path, dict[str, Path]]:
     base = tmp_path_factory.mktemp("readme")
     checkout = repository_copy(base / "my clone")
     (checkout / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
-    folders = {"submissions": base / "submissions", "graded": base / "graded", "merged": base / "merged"}
+    folders = {"submissions": base / "submissions", "graded": base / "graded", "merged": base / "merged",
+               "sheets": base / "sheets", "final": base / "final" / "canvas.csv"}
     shutil.copytree(cfg.EXAMPLES_DIR, folders["submissions"], ignore=shutil.ignore_patterns("*.json"))
     return checkout, folders
 
@@ -83,7 +101,24 @@ def clone(tmp_path_factory, repository_copy) -> tuple[Path, dict[str, Path]]:
 def run_line(line: str, clone: tuple[Path, dict[str, Path]]) -> tuple[str, subprocess.CompletedProcess]:
     checkout, folders = clone
     argv = with_examples(line, folders)
+    if subcommand(line) in SERVERS:
+        return " ".join(argv), run_server(argv, checkout)
     return " ".join(argv), subprocess.run(argv, cwd=checkout, capture_output=True, text=True, timeout=1500)
+
+
+def run_server(argv: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Start a serving command, wait for its first line of output (its address), then Ctrl-C it."""
+    import signal
+    import time
+
+    process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    first = ""
+    while not first and process.poll() is None and time.monotonic() < deadline:
+        first = process.stdout.readline()
+    process.send_signal(signal.SIGINT)
+    rest, errors = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(argv, process.returncode, first + rest, errors)
 
 
 @pytest.fixture(scope="module")
