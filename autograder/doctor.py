@@ -65,7 +65,7 @@ def facts(out: Path) -> list[tuple[str, str]]:
     rows = [
         ("machine", f"{platform.system()} {platform.release()} {platform.machine()}, {os.cpu_count()} cores, "
                     f"Python {platform.python_version()} ({sys.executable})"),
-        ("sandbox", f"ON: kernels run under bubblewrap as their own user, no network, allow-listed files"
+        ("sandbox", "ON: kernels run under bubblewrap as their own user, no network, allow-listed files"
                     if sandboxed else f"OFF ({cfg.SANDBOX=}): {isolation}"),
         ("bubblewrap", bwrap_version),
         ("grader user", f"uid {os.geteuid()}" + (" (root)" if os.geteuid() == 0 else " (not root: no sandbox)")),

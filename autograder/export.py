@@ -37,7 +37,8 @@ class FinalGrade:
     max_score: float
     late: Lateness
     unfinished: list[str] = field(default_factory=list)  # free-response answers still to grade
-    status: str = "graded"
+    status: str = "graded"  # the row's status in grades.csv
+    flagged: bool = False  # a grader flagged the submission in the formgrader
 
     @property
     def score(self) -> float | None:
@@ -52,6 +53,8 @@ class FinalGrade:
             found.append("manual grading unfinished: " + ", ".join(self.unfinished))
         if self.late.problem:
             found.append(self.late.problem)
+        if self.flagged and not self.status.startswith(GRADER_ERROR):
+            found.append("flagged in the formgrader")
         return found
 
     @property
@@ -88,17 +91,16 @@ def final_grades(run: Path) -> list[FinalGrade]:
             except MissingEntry:
                 continue
             submission = gb.find_submission(cfg.ASSIGNMENT_ID, student)
-            row_status = status.get(student, "graded")
-            fault = row_status.startswith(GRADER_ERROR) or bool(notebook.flagged)
+            row_status = status.get(student, f"{GRADER_ERROR}no row in grades.csv")
+            fault = row_status.startswith(GRADER_ERROR)  # no score where the grader earned none
             raw = None if fault else float(sum(g.score for g in notebook.grades))
-            unfinished = [g.name for g in notebook.grades if g.needs_manual_grade and not fault]
+            unfinished = [] if fault else [g.name for g in notebook.grades if g.needs_manual_grade]
             when, problem = submission_time(run, student)
             late = lateness(when, raw or 0.0, float(notebook.max_score), extension=submission.extension,
                             problem=problem)
             notebook.late_submission_penalty = late.penalty or None
-            grades.append(FinalGrade(student, raw, float(notebook.max_score), late, unfinished,
-                                     row_status if fault and row_status.startswith(GRADER_ERROR) else
-                                     ("graded" if not fault else f"{GRADER_ERROR}flagged in the gradebook")))
+            grades.append(FinalGrade(student, raw, float(notebook.max_score), late, unfinished, row_status,
+                                     bool(notebook.flagged)))
         gb.db.commit()
     return grades
 

@@ -195,8 +195,9 @@ class ClassGradebook:
             notebook.flagged = row.grader_fault
             for grade in notebook.grades:
                 self._set_grade(grade, row, records, changed)
+            comments = (records or {}).get("comments", {})
             for comment in notebook.comments:
-                comment.auto_comment = (records or {}).get("comments", {}).get(comment.name) if records else None
+                comment.auto_comment = comments.get(comment.name)
             gb.db.commit()
 
     def _set_grade(self, grade, row: GradeRow, records: dict | None, changed: bool) -> None:
@@ -208,10 +209,9 @@ class ClassGradebook:
         if row.status != "graded":  # the submission's own error: 0 points, nothing to grade by hand
             grade.auto_score, grade.needs_manual_grade = 0.0, False
             return
-        records = records or {"grades": {}}  # a result without the worker's records: answers need a grader
-        found = records["grades"].get(grade.name, {"auto_score": None if manual_cell else 0.0})
-        grade.auto_score = found["auto_score"]
-        if not manual_cell:  # ShareCredit and the guard decide the test cells' scores
+        if manual_cell:  # nbgrader's own verdict: None (answered: a grader's turn) or 0 (left as released)
+            grade.auto_score = ((records or {}).get("grades", {}).get(grade.name) or {}).get("auto_score")
+        else:  # the row's score: nbgrader's, after ShareCredit and the guard
             grade.auto_score = row.cells.get(grade.name) or 0.0
         graded_by_hand = grade.manual_score is not None
         # nbgrader's rule (SaveAutoGrades), except that a manual score of an unchanged answer stays final

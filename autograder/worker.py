@@ -92,15 +92,6 @@ def thread_env(threads: int) -> dict[str, str]:
     return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
-def read_scores(api, student_id: str, auto_ids: list[str]) -> dict[str, float]:
-    from nbgrader.api import Gradebook
-
-    with Gradebook(api.coursedir.db_url, cfg.COURSE_ID) as gb:
-        notebook = gb.find_submission_notebook(cfg.NOTEBOOK_NAME, cfg.ASSIGNMENT_ID, student_id)
-        by_id = {grade.name: grade for grade in notebook.grades}
-        return {gid: float(by_id[gid].auto_score or 0.0) if gid in by_id else 0.0 for gid in auto_ids}
-
-
 def timed_out(notes: dict[str, list[str]]) -> list[str]:
     """Cells the executor stopped at their time limit."""
     return sorted(cell for cell, lines in notes.items() if any(TIMEOUT_NOTE in line for line in lines))
@@ -122,8 +113,9 @@ def autograde_once(api, task: Task, course: Path) -> dict:
         notes.setdefault(missing, []).append("this test cell is missing from the submission (deleted?): 0 points")
     from autograder.gradebook import submission_records
 
-    return {"cells": read_scores(api, task.student_id, auto_ids), "failed": failed_cells(notebook), "notes": notes,
-            "gradebook": submission_records(api.coursedir.db_url, task.student_id)}
+    records = submission_records(api.coursedir.db_url, task.student_id)  # what nbgrader stored
+    cells = {gid: float((records["grades"].get(gid) or {}).get("auto_score") or 0.0) for gid in auto_ids}
+    return {"cells": cells, "failed": failed_cells(notebook), "notes": notes, "gradebook": records}
 
 
 def run(task: Task) -> dict:

@@ -15,8 +15,12 @@ def namespace():
     return load_namespace()
 
 
-def test_recorded_cpu_calibration_covers_enough_seeds_and_all_pass(namespace):
-    report = json.loads((cfg.CALIBRATION_DIR / "cpu.json").read_text())
+RECORDS = ["cpu.json", "cuda.json"]  # cuda.json: a lent H200 (autograder/calibration/README.md)
+
+
+@pytest.mark.parametrize("record", RECORDS)
+def test_recorded_calibration_covers_enough_seeds_and_all_pass(namespace, record):
+    report = json.loads((cfg.CALIBRATION_DIR / record).read_text())
     assert report["seeds"] >= cfg.CALIBRATION_SEEDS
     assert report["all_passed"]
     for run in report["runs"]:
@@ -24,8 +28,9 @@ def test_recorded_cpu_calibration_covers_enough_seeds_and_all_pass(namespace):
         assert run["loss_margin"] > 0 and run["accuracy_margin"] > 0
 
 
-def test_recorded_calibration_used_the_notebook_thresholds_of_today(namespace):
-    report = json.loads((cfg.CALIBRATION_DIR / "cpu.json").read_text())
+@pytest.mark.parametrize("record", RECORDS)
+def test_recorded_calibration_used_the_notebook_thresholds_of_today(namespace, record):
+    report = json.loads((cfg.CALIBRATION_DIR / record).read_text())
     assert report["settings"] == namespace["CONVERGENCE"]
     for run in report["runs"]:
         target = namespace["CONVERGENCE_TARGETS"][run["target"]]

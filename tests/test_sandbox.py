@@ -24,7 +24,7 @@ import nbformat
 import pytest
 
 import course_config as cfg
-from autograder import sandbox
+from autograder import export, sandbox
 from autograder.grade import Canary
 from autograder.results import GradeRow
 
@@ -153,6 +153,7 @@ def test_checkout_under_home_venv_inside_submissions_under_srv_output_under_root
 
 @needs_sandbox
 @pytest.mark.kernel
+@pytest.mark.extended  # a fourth placement (about 30 s): `make test-all`; the three above stay in `make test`
 def test_a_venv_under_a_home_folder_that_borrows_its_packages(tmp_path, repository_copy):
     """A plain venv under /home whose site-packages reaches another environment's through a
     .pth file (as a --system-site-packages venv or a shared install does)."""
@@ -219,10 +220,28 @@ def test_a_kernel_that_cannot_start_is_a_grader_error_and_is_graded_again_after_
     assert score == "None"
     row = read_grades(out)["alice"]
     assert row["autograded_score"] == "" and all(row[c] == "" for c in cfg.POINTS)
+    # in the class gradebook: flagged, no autograded score; the export posts nothing for it
+    assert gradebook_state(out, "alice") == (True, [None] * 7)
+    (final,) = export.final_grades(out)
+    assert final.score is None and not final.final and final.flags[0].startswith("error: grader: ")
     fixed = grade_from(cfg.ROOT, sys.executable, submissions, out)  # the machine is fixed: graded, not cached
     assert fixed.returncode == 0, fixed.stderr[-2000:]
     row = read_grades(out)["alice"]
     assert row["status"] == "graded" and float(row["autograded_score"]) == 8
+    flagged, scores = gradebook_state(out, "alice")
+    assert not flagged and None not in scores and sum(scores) == 8
+
+
+def gradebook_state(out, student: str) -> tuple[bool, list]:
+    """(flagged?, the autograded cells' scores) of a student in the class gradebook."""
+    from nbgrader.api import Gradebook
+
+    from autograder.results import graded_cells
+
+    auto_ids, _ = graded_cells()
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}", cfg.COURSE_ID) as gb:
+        nb = gb.find_submission_notebook(cfg.NOTEBOOK_NAME, cfg.ASSIGNMENT_ID, student)
+        return bool(nb.flagged), [g.auto_score for g in nb.grades if g.name in auto_ids]
 
 
 # --- a machine without namespaces: graded, but loudly unsandboxed ------------------------------

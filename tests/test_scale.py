@@ -49,7 +49,7 @@ def test_merged_shards_equal_the_serial_result(folder, serial, tmp_path):
     shards = []
     for index in range(2):
         shards.append(tmp_path / f"shard-{index}")
-        grade(folder, shards[-1], shard=(index, 2), workers=2)
+        grade(folder, shards[-1], shard=(index, 2), workers=2, canary=False)  # the merge is under test here
     merged = merge(shards, tmp_path / "merged")
     assert read_rows(merged) == read_rows(serial / "grades.csv")
     assert sorted(p.name for p in (tmp_path / "merged" / "feedback").iterdir()) == \
@@ -86,6 +86,7 @@ def test_a_changed_submission_is_graded_again(folder, serial, tmp_path):
     assert rows["reference"].score == 0 and rows["partial_memory_only"].score > 0
 
 
+@pytest.mark.extended  # about 40 s: `make test-all`; resuming from cached results stays in `make test` above
 def test_kill_9_mid_run_loses_nothing_already_graded(folder, tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "autograder", "grade", str(folder), "--out", str(out)]
