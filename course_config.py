@@ -102,6 +102,9 @@ DEVICE_POLICY: Final[str] = "auto"
 # limits; see autograder/sandbox.py) and says loudly when it cannot, "require" refuses to grade
 # without it, "off" runs kernels as the grader's user (a trusted machine only).
 SANDBOX: Final[str] = "auto"
+# Warm kernels (autograder/zygote.py): each worker keeps a Python that has imported the notebook's
+# stack and forks it, isolated, for every kernel, instead of starting a kernel from scratch.
+WARM_KERNELS: Final[bool] = True
 SANDBOX_UID_BASE: Final[int] = 61000  # kernel users: the first free ids from here (one per worker)
 KERNEL_MEMORY_MB: Final[int] = 3072  # a kernel with torch and the MNIST subset peaks near 1 GB
 KERNEL_MAX_PROCESSES: Final[int] = 256  # threads count too; a fork bomb stops here

@@ -41,13 +41,14 @@ def cmd_release(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def grade_and_report(submissions: Path, out: Path, *, workers: int, shard: tuple[int, int] | None) -> tuple[int, list]:
+def grade_and_report(submissions: Path, out: Path, *, workers: int, shard: tuple[int, int] | None,
+                     warm: bool | None = None) -> tuple[int, list]:
     """Grade, print the table, the isolation and any grader faults; (exit status, rows)."""
     from autograder.class_report import write_class_report
     from autograder.grade import fault_summary, grade, graded_cells
     from autograder.report import summary_table
 
-    rows = grade(submissions, out, workers=workers, shard=shard, progress=True)
+    rows = grade(submissions, out, workers=workers, shard=shard, progress=True, warm=warm)
     print(summary_table(rows, graded_cells()[0]))
     png, table = write_class_report(out / "grades.csv", out)
     print(f"\ngrades: {out / 'grades.csv'}   feedback: {out / 'feedback'}/   class report: {table}, {png}")
@@ -69,7 +70,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
         from autograder.shards import parse_shard
 
         shard = parse_shard(args.shard)
-    return grade_and_report(Path(args.submissions), Path(args.out), workers=args.workers, shard=shard)[0]
+    return grade_and_report(Path(args.submissions), Path(args.out), workers=args.workers, shard=shard,
+                            warm=args.kernels == "warm")[0]
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -210,6 +212,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="output folder (grades.csv, feedback/, .course/)")
     g.add_argument("--workers", type=int, default=1, help="submissions graded in parallel")
     g.add_argument("--shard", metavar="i/N", help="grade only the i-th of N deterministic slices (0-based)")
+    g.add_argument("--kernels", choices=["warm", "cold"], default="warm" if cfg.WARM_KERNELS else "cold",
+                   help="warm: forked from a pre-imported Python per worker; cold: a fresh Python each")
     g.set_defaults(handler=cmd_grade)
 
     mg = sub.add_parser("merge", help="combine the grades.csv and feedback of sharded grading runs")

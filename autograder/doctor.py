@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -93,8 +94,19 @@ def run_doctor(out: Path | None = None) -> tuple[bool, str]:
         out = Path(scratch.name)
     out = Path(out)
     lines = [f"{label:<18} {value}" for label, value in facts(out)]
+    grader = None
     try:
         grader = Grader(out)
+        if cfg.WARM_KERNELS:
+            started = time.perf_counter()
+            grader.start_zygotes()
+            ready = [slot.zygote for slot in grader._all_slots if slot.zygote is not None]
+            lines.append(f"{'warm kernels':<18} " + (
+                f"ON: the zygote imported the notebook's stack in {time.perf_counter() - started:.1f} s; each kernel "
+                f"is a fork of it ({'isolated in the sandbox' if grader.sandboxed else 'not sandboxed'})" if ready else
+                f"OFF: the zygote did not start, kernels start cold; see {grader.root}/zygote-0.log"))
+        else:
+            lines.append(f"{'warm kernels':<18} OFF (course_config.WARM_KERNELS): every kernel starts cold")
         canary = grader.run_canary()
         slow_id, slow_s = canary.slowest()
         limit = canary.cell_timeouts().get(slow_id, cfg.CELL_TIMEOUT_S)
@@ -108,6 +120,8 @@ def run_doctor(out: Path | None = None) -> tuple[bool, str]:
         lines.append(f"{'canary':<18} FAIL: {error}")
         ok = False
     finally:
+        if grader is not None:
+            grader.close()
         if scratch is not None:
             scratch.cleanup()
     return ok, "\n".join(lines)

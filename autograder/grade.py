@@ -15,6 +15,7 @@ resumes), and ``grades.csv`` is replaced atomically after each submission.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import csv
 import hashlib
 import io
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +116,13 @@ def worker_context():
     return _CONTEXT
 
 
+@dataclass
+class Slot:
+    """One worker's seat: its kernel user (None: not sandboxed) and its warm-kernel zygote, if any."""
+    uid: int | None
+    zygote: object | None = None  # autograder.warm.Zygote
+
+
 class Grader:
     """Grades submissions one at a time into ``out``; thread-safe for parallel slots.
 
@@ -147,7 +156,7 @@ class Grader:
         self.sandboxed, self.isolation = sandbox_mode()
         self.device = grading_device()
         self.threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-        self.slots: queue.Queue[int | None] = queue.Queue()
+        self.slots: queue.Queue[Slot] = queue.Queue()
         self._uid_locks = []
         if self.sandboxed:
             from autograder import sandbox
@@ -156,19 +165,70 @@ class Grader:
             uids = [uid for uid, _ in self._uid_locks]
         else:
             uids = [None] * max(1, workers)
-        for uid in uids:
-            self.slots.put(uid)
+        self._all_slots = [Slot(uid) for uid in uids]
+        for slot in self._all_slots:
+            self.slots.put(slot)
+
+    def start_zygotes(self) -> None:
+        """Warm kernels (``course_config.WARM_KERNELS``): a zygote per slot, all importing at once.
+
+        A zygote that does not start leaves its slot on cold kernels, with a warning: slower, not wrong.
+        """
+        from autograder.warm import ZygoteFailure
+
+        pending = [(slot, self._zygote(index)) for index, slot in enumerate(self._all_slots)]
+        for slot, zygote in pending:
+            slot.zygote = zygote
+        for slot, zygote in pending:
+            try:
+                zygote.start()
+            except (ZygoteFailure, OSError) as failure:
+                log.warning("cold kernels for this slot: %s", failure)
+                zygote.stop()
+                slot.zygote = None
+
+    def _zygote(self, index: int):
+        """A (not yet started) zygote for slot ``index``; its log stays in ``.course/zygote-<index>.log``."""
+        from autograder.warm import Zygote
+
+        slot = self._all_slots[index]
+        return Zygote(slot.uid, self.template / "source" / cfg.ASSIGNMENT_ID, self.threads,
+                      self.root / f"zygote-{index}.log")
+
+    def close(self) -> None:
+        """Stop the zygotes (nothing else outlives a run)."""
+        for slot in self._all_slots:
+            if slot.zygote is not None:
+                slot.zygote.stop()
+                slot.zygote = None
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[Slot]:
+        """A free worker slot for one submission; a dead zygote is restarted first (or left cold)."""
+        slot = self.slots.get()
+        try:
+            if slot.zygote is not None and not slot.zygote.alive():
+                from autograder.warm import ZygoteFailure
+
+                log.warning("the zygote of a slot died (%s); starting another", slot.zygote.log)
+                slot.zygote.stop()
+                slot.zygote = self._zygote(self._all_slots.index(slot))
+                try:
+                    slot.zygote.start()
+                except ZygoteFailure as failure:
+                    log.warning("cold kernels for this slot: %s", failure)
+                    slot.zygote = None
+            yield slot
+        finally:
+            self.slots.put(slot)
 
     def run_canary(self) -> Canary:
         """Grade the reference solution here; raise ``CanaryFailed`` (saying why) unless it gets full marks."""
         folder = self.root / "canary"
         folder.mkdir(exist_ok=True)
         submission = Submission(CANARY_ID, cfg.REFERENCE_SUBMISSION)
-        uid = self.slots.get()
-        try:
-            result = self._run_worker(submission, uid, folder)
-        finally:
-            self.slots.put(uid)
+        with self.slot() as slot:
+            result = self._run_worker(submission, slot, folder)
         row = self.row_from_result(result)
         notebook = folder / f"{CANARY_ID}.ipynb"
         if row.status != "graded" or row.score != row.max_score:
@@ -222,27 +282,28 @@ class Grader:
         if submission.problem:
             result = {"student_id": submission.student_id, "error": submission.problem}
         else:
-            uid = self.slots.get()
-            try:
-                result = self._run_worker(submission, uid, self.results)
-            finally:
-                self.slots.put(uid)
+            with self.slot() as slot:
+                result = self._run_worker(submission, slot, self.results)
         result.update(submission_sha256=sha256(submission.path), grader=self.fingerprint, device=self.device,
                       isolation=self.isolation)
         result["seconds"] = time.perf_counter() - start
         write_json(self.results / f"{submission.student_id}.json", result)
         return self.row_from_result(result)
 
-    def _run_worker(self, submission: Submission, uid: int | None, folder: Path) -> dict:
+    def _run_worker(self, submission: Submission, slot: Slot, folder: Path) -> dict:
+        from dataclasses import asdict
+
         from autograder import sandbox
         from autograder.worker import child_main
 
+        uid = slot.uid
         sid = submission.student_id
         course = self.root / "students" / sid
         result_path = folder / f"{sid}.worker.json"
         result_path.unlink(missing_ok=True)
         task = Task(sid, str(Path(submission.path).resolve()), str(course), str(self.template), str(result_path),
-                    self.cell_timeouts, float(self.cell_timeout), uid, self.threads)
+                    self.cell_timeouts, float(self.cell_timeout), uid, self.threads,
+                    asdict(slot.zygote.info) if slot.zygote is not None and slot.zygote.info else None)
         task_path = write_task(folder / f"{sid}.task.json", task)
         log_path = folder / f"{sid}.log"  # nbgrader's log, for the instructor
         limit = 2 * self.submission_timeout  # a submission with a timed-out cell is graded twice
@@ -333,13 +394,15 @@ def fault_summary(rows: list[GradeRow]) -> str | None:
 
 
 def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple[int, int] | None = None,
-          cell_timeout: int = cfg.CELL_TIMEOUT_S, progress: bool = False, canary: bool = True) -> list[GradeRow]:
+          cell_timeout: int = cfg.CELL_TIMEOUT_S, progress: bool = False, canary: bool = True,
+          warm: bool | None = None) -> list[GradeRow]:
     """Grade every submission in ``submissions_folder`` (or one shard of them) into ``out``.
 
     Returns one row per submission; writes ``out/grades.csv`` after each one and
     ``out/feedback/<student>.html``. Submissions graded before by the same grader are reused.
     Before the first one, the canary grades the reference; if it falls short, no submission is
-    graded and each gets a grader-fault row saying so (no score).
+    graded and each gets a grader-fault row saying so (no score). ``warm``: kernels forked from a
+    pre-imported zygote per worker (default ``course_config.WARM_KERNELS``).
     """
     out = Path(out)
     source = Path(submissions_folder)
@@ -374,6 +437,21 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
         log.warning("%d stored result(s) are stale (graded by other tests, points or grader version): %s; "
                     "grading them again, keeping their manual grades", len(stale), ", ".join(stale))
     write_grades(list(rows.values()), out / "grades.csv", grader.auto_ids, grader.manual_ids)
+    try:
+        grade_todo(grader, todo, rows, canary=canary, progress=progress, workers=workers,
+                   warm=cfg.WARM_KERNELS if warm is None else warm)
+    finally:
+        grader.close()
+    write_similarity(out)
+    return [rows[s.student_id] for s in submissions]
+
+
+def grade_todo(grader: Grader, todo: list[Submission], rows: dict[str, GradeRow], *, canary: bool, progress: bool,
+               workers: int, warm: bool) -> None:
+    """The zygotes, the canary, then every submission of ``todo`` (into ``rows`` and grades.csv as each finishes)."""
+    out = grader.out
+    if warm and any(not s.problem for s in todo):
+        grader.start_zygotes()
     if canary and any(not s.problem for s in todo):
         try:
             grader.run_canary()
@@ -400,8 +478,6 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
                 bar.update()
     if bar is not None:
         bar.close()
-    write_similarity(out)
-    return [rows[s.student_id] for s in submissions]
 
 
 def write_similarity(out: Path) -> Path:

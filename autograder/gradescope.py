@@ -219,9 +219,14 @@ def grade_submission(root: Path) -> dict[str, Any]:
     submission = Submission(sid, path, notebook_problem(path, expected_grade_ids()))
     with tempfile.TemporaryDirectory(prefix="w4-gradescope-") as scratch:
         grader = Grader(Path(scratch))
-        if not submission.problem:
-            grader.run_canary()  # CanaryFailed: this machine cannot grade; no score rather than a wrong one
-        row = grader.grade(submission)
+        try:
+            if not submission.problem:
+                if cfg.WARM_KERNELS:  # imported once for the canary and the submission
+                    grader.start_zygotes()
+                grader.run_canary()  # CanaryFailed: this machine cannot grade; no score rather than a wrong one
+            row = grader.grade(submission)
+        finally:
+            grader.close()
     log.info("%s: %s, %s/%g in %.1f s", sid, row.status, row.score, row.max_score, row.seconds)
     if row.grader_fault:
         raise GraderFault(row.status)

@@ -113,8 +113,36 @@ def _inside(path: str, folders: list[str]) -> bool:
 
 def bwrap_argv(config: SandboxConfig, command: list[str]) -> list[str]:
     """The bwrap command line that runs ``command`` as the kernel's user in the allow-listed root."""
+    argv = allow_listed_root(config, SETPRIV_CAPS)
+    argv += ["setpriv", f"--reuid={config.uid}", f"--regid={config.gid}", "--clear-groups", "--no-new-privs",
+             "--inh-caps=-all", "--bounding-set=-all", "--",
+             "prlimit", f"--data={config.memory_bytes}", f"--nproc={config.max_processes}", "--nofile=1024",
+             "--core=0", "--", *command]
+    return argv
+
+
+def zygote_argv(config: SandboxConfig, zygote_dir: str, command: list[str]) -> list[str]:
+    """The bwrap command line of a warm-kernel zygote (``autograder/zygote.py``): the kernels' very
+    root, its own folder at ``ZYGOTE_DIR``, and the capabilities each child needs to unshare, mount its
+    scratch and drop to the kernel's user (which takes every capability away before student code)."""
+    from autograder.zygote import ZYGOTE_DIR
+
+    argv = allow_listed_root(config, ZYGOTE_CAPS, binds={zygote_dir: ZYGOTE_DIR})
+    return argv + command
+
+
+# what a zygote keeps (autograder/zygote.py): each child unshares and mounts (SYS_ADMIN), writes its
+# scratch (DAC_OVERRIDE, FOWNER, CHOWN), drops to the kernel's user (SETUID, SETGID, SETPCAP) and is
+# killed by it (KILL)
+ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_KILL", "CAP_DAC_OVERRIDE",
+               "CAP_FOWNER", "CAP_CHOWN")
+
+
+def allow_listed_root(config: SandboxConfig, caps: tuple[str, ...], binds: dict[str, str] | None = None) -> list[str]:
+    """bwrap's options up to ``--``: namespaces, ``caps``, and the allow-listed file system with
+    ``binds`` (host folder -> sandbox path, writable) added."""
     argv = ["bwrap", *NAMESPACES, "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
-    for cap in SETPRIV_CAPS:
+    for cap in caps:
         argv += ["--cap-add", cap]
     argv += ["--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
@@ -136,7 +164,8 @@ def bwrap_argv(config: SandboxConfig, command: list[str]) -> list[str]:
              "--perms", "0777", "--size", size, "--tmpfs", HOME]
     # parents of the other targets exist and are open to all (bwrap would copy /root's 0700)
     made = {"/usr", "/proc", "/dev", "/sys", "/etc", "/tmp", str(Path(HOME).parent), HOME}
-    targets = [*config.readonly, IPC_DIR]
+    binds = binds or {}
+    targets = [*config.readonly, IPC_DIR, *binds.values(), *(t for t in config.files if not t.startswith("/etc/"))]
     for parent in sorted({p for t in targets for p in _parents(t)}, key=lambda p: (p.count("/"), p)):
         if parent not in made and not _inside(parent, config.readonly):
             argv += ["--perms", "0755", "--dir", parent]
@@ -147,12 +176,10 @@ def bwrap_argv(config: SandboxConfig, command: list[str]) -> list[str]:
         argv += ["--tmpfs", folder, "--remount-ro", folder]
     for target, source in sorted(config.files.items()):
         argv += ["--ro-bind", source, target]
-    argv += ["--bind", config.ipc, IPC_DIR, "--chdir", HOME, "--"]
-    argv += ["setpriv", f"--reuid={config.uid}", f"--regid={config.gid}", "--clear-groups", "--no-new-privs",
-             "--inh-caps=-all", "--bounding-set=-all", "--",
-             "prlimit", f"--data={config.memory_bytes}", f"--nproc={config.max_processes}", "--nofile=1024",
-             "--core=0", "--", *command]
-    return argv
+    argv += ["--bind", config.ipc, IPC_DIR]
+    for source, target in sorted(binds.items()):
+        argv += ["--bind", source, target]
+    return argv + ["--chdir", HOME, "--"]
 
 
 def available() -> str | None:

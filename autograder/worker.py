@@ -69,8 +69,11 @@ def sandbox_setup(task: Task, course: Path) -> tuple[dict, str | None, Path]:
     if sandbox.cgroups_writable():
         cgroup = f"w4-grading/{task.student_id}-{os.getpid()}"
         sandbox.create_cgroup(cgroup, cfg.KERNEL_MEMORY_MB * 2**20, cfg.KERNEL_MAX_PROCESSES)
-    # Unix socket paths are limited to 107 bytes: a short folder, not one under the output
-    ipc = Path(tempfile.mkdtemp(prefix="w4k-", dir="/tmp" if os.path.isdir("/tmp") else None))
+    if task.zygote:  # a folder of this submission's own in the slot's, which its zygote's kernels see
+        ipc = Path(task.zygote["ipc"]) / f"k-{os.getpid()}"
+        ipc.mkdir(mode=0o700)
+    else:  # Unix socket paths are limited to 107 bytes: a short folder, not one under the output
+        ipc = Path(tempfile.mkdtemp(prefix="w4k-", dir="/tmp" if os.path.isdir("/tmp") else None))
     os.chown(ipc, task.sandbox_uid, task.sandbox_uid)
     config = sandbox.SandboxConfig(
         uid=task.sandbox_uid, gid=task.sandbox_uid, readonly=sandbox.python_environment(),
@@ -78,13 +81,30 @@ def sandbox_setup(task: Task, course: Path) -> tuple[dict, str | None, Path]:
         memory_bytes=cfg.KERNEL_MEMORY_MB * 2**20, max_processes=cfg.KERNEL_MAX_PROCESSES,
         scratch_bytes=cfg.KERNEL_SCRATCH_MB * 2**20, cgroup=cgroup, env=thread_env(task.threads))
     jupyter = course / ".jupyter"
-    sandbox.write_kernelspec(jupyter, config.write(course / "sandbox.json"))
+    if task.zygote:
+        from autograder import warm
+
+        info = warm.ZygoteInfo(**task.zygote)
+        warm.launcher_kernelspec(jupyter, info, warm.launch_config(course / "launch.json", info, config, info.ipc))
+    else:
+        sandbox.write_kernelspec(jupyter, config.write(course / "sandbox.json"))
     os.environ["JUPYTER_PATH"] = str(jupyter)
     extra = {"GuardedExecute": {"kernel_name": sandbox.KERNEL_NAME, "sandbox_uid": task.sandbox_uid,
                                 "cleanup_command": [sys.executable, "-m", "autograder.sandbox", "--kill",
                                                     str(task.sandbox_uid)]},
              "KernelManager": {"transport": "ipc", "ip": str(ipc / "kernel")}}
     return extra, cgroup, ipc
+
+
+def warm_setup(task: Task, course: Path) -> dict:
+    """Unsandboxed warm kernels: the kernelspec of the slot's zygote; return the nbgrader config."""
+    from autograder import sandbox, warm
+
+    info = warm.ZygoteInfo(**task.zygote)
+    jupyter = course / ".jupyter"
+    warm.launcher_kernelspec(jupyter, info, warm.launch_config(course / "launch.json", info, None, ""))
+    os.environ["JUPYTER_PATH"] = str(jupyter)
+    return {"GuardedExecute": {"kernel_name": sandbox.KERNEL_NAME}}
 
 
 def thread_env(threads: int) -> dict[str, str]:
@@ -144,6 +164,8 @@ def run(task: Task) -> dict:
             config.merge(Config(extra))
         else:
             os.environ.update(thread_env(task.threads))
+            if task.zygote:
+                config.merge(Config(warm_setup(task, course)))
         Path(config.Exchange.root).mkdir(parents=True, exist_ok=True)
         api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
         graded = autograde_once(api, task, course)

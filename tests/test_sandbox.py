@@ -180,7 +180,8 @@ def broken_bwrap(tmp_path) -> dict[str, str]:
     bin_dir = tmp_path / "broken-bin"
     bin_dir.mkdir()
     fake = bin_dir / "bwrap"
-    fake.write_text("#!/bin/sh\ncase \"$*\" in *ipykernel_launcher*)\n"
+    # both kinds of kernel: a cold one (ipykernel_launcher) and a warm-kernel zygote (zygote.py)
+    fake.write_text("#!/bin/sh\ncase \"$*\" in *ipykernel_launcher*|*zygote.py*)\n"
                     "  echo 'bwrap: Creating new namespace failed: Operation not permitted' >&2; exit 1;;\nesac\n"
                     f"exec {shutil.which('bwrap')} \"$@\"\n")
     fake.chmod(0o755)
