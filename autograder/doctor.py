@@ -96,7 +96,7 @@ def run_doctor(out: Path | None = None) -> tuple[bool, str]:
     lines = [f"{label:<18} {value}" for label, value in facts(out)]
     grader = None
     try:
-        grader = Grader(out)
+        grader = Grader(out, warm=cfg.WARM_KERNELS)
         if cfg.WARM_KERNELS:
             started = time.perf_counter()
             grader.start_zygotes()

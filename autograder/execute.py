@@ -203,7 +203,8 @@ class GuardedExecute(Execute):
         """
         import psutil
 
-        strays = [p for p in psutil.process_iter() if p.pid in self._user_pids() - self._kernel_pids]
+        left = self._user_pids() - self._kernel_pids  # once: it walks every process of the machine
+        strays = [p for p in psutil.process_iter() if p.pid in left]
         for stray in strays:
             try:
                 stray.kill()

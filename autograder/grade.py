@@ -131,7 +131,7 @@ class Grader:
     machine.
     """
 
-    def __init__(self, out: Path, *, workers: int = 1, cell_timeout: int = cfg.CELL_TIMEOUT_S):
+    def __init__(self, out: Path, *, workers: int = 1, cell_timeout: int = cfg.CELL_TIMEOUT_S, warm: bool = False):
         from autograder.course import generate_assignment, make_course
 
         self.out = Path(out).resolve()
@@ -140,21 +140,7 @@ class Grader:
         self.results.mkdir(parents=True, exist_ok=True)
         (self.out / "feedback").mkdir(exist_ok=True)
         worker_context()  # start the fork server first: it imports while the template is built
-        template = self.root / "template"
-        self.template = template
-        generate_assignment(make_course(template))  # source and the gradebook every worker copies
-        self.fingerprint = grader_fingerprint()
-        from autograder.gradebook import ClassGradebook
-
-        self.gradebook = ClassGradebook(self.out, template, self.fingerprint)
-        self.gradebook.prepare()
-        self.auto_ids, self.manual_ids = graded_cells()
-        self.cell_timeout = cell_timeout
-        self.cell_timeouts: dict[str, float] = {}
-        self.submission_timeout = float(cfg.SUBMISSION_TIMEOUT_S)
-        self.canary: Canary | None = None
         self.sandboxed, self.isolation = sandbox_mode()
-        self.device = grading_device()
         self.threads = max(1, (os.cpu_count() or 1) // max(1, workers))
         self.slots: queue.Queue[Slot] = queue.Queue()
         self._uid_locks = []
@@ -168,6 +154,28 @@ class Grader:
         self._all_slots = [Slot(uid) for uid in uids]
         for slot in self._all_slots:
             self.slots.put(slot)
+        if warm:  # the zygotes import while the template, the gradebook and the cache are prepared
+            for index, slot in enumerate(self._all_slots):
+                slot.zygote = self._zygote(index)
+                slot.zygote.launch()
+        template = self.root / "template"
+        self.template = template
+        try:
+            generate_assignment(make_course(template))  # source and the gradebook every worker copies
+            self.fingerprint = grader_fingerprint()
+            from autograder.gradebook import ClassGradebook
+
+            self.gradebook = ClassGradebook(self.out, template, self.fingerprint)
+            self.gradebook.prepare()
+        except BaseException:
+            self.close()  # no zygote outlives a grader that could not start
+            raise
+        self.auto_ids, self.manual_ids = graded_cells()
+        self.cell_timeout = cell_timeout
+        self.cell_timeouts: dict[str, float] = {}
+        self.submission_timeout = float(cfg.SUBMISSION_TIMEOUT_S)
+        self.canary: Canary | None = None
+        self.device = grading_device()
 
     def start_zygotes(self) -> None:
         """Warm kernels (``course_config.WARM_KERNELS``): a zygote per slot, all importing at once.
@@ -176,10 +184,12 @@ class Grader:
         """
         from autograder.warm import ZygoteFailure
 
-        pending = [(slot, self._zygote(index)) for index, slot in enumerate(self._all_slots)]
-        for slot, zygote in pending:
-            slot.zygote = zygote
-        for slot, zygote in pending:
+        for index, slot in enumerate(self._all_slots):
+            if slot.zygote is None:
+                slot.zygote = self._zygote(index)
+                slot.zygote.launch()  # all import at once
+        for slot in self._all_slots:
+            zygote = slot.zygote
             try:
                 zygote.start()
             except (ZygoteFailure, OSError) as failure:
@@ -192,8 +202,8 @@ class Grader:
         from autograder.warm import Zygote
 
         slot = self._all_slots[index]
-        return Zygote(slot.uid, self.template / "source" / cfg.ASSIGNMENT_ID, self.threads,
-                      self.root / f"zygote-{index}.log")
+        # the notebook's data and figures, which the release ships too (bound read-only for kernels)
+        return Zygote(slot.uid, cfg.SOURCE_DIR / cfg.ASSIGNMENT_ID, self.threads, self.root / f"zygote-{index}.log")
 
     def close(self) -> None:
         """Stop the zygotes (nothing else outlives a run)."""
@@ -416,10 +426,23 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
 
         submissions = select_shard(submissions, *shard)
     out.mkdir(parents=True, exist_ok=True)
-    grader = Grader(out, workers=workers, cell_timeout=cell_timeout)
+    warm = cfg.WARM_KERNELS if warm is None else warm
+    grader = Grader(out, workers=workers, cell_timeout=cell_timeout, warm=warm)
+    try:
+        rows = grade_with(grader, submissions, canary=canary, progress=progress, workers=workers, warm=warm)
+    finally:
+        grader.close()
+    write_similarity(out)
+    return [rows[s.student_id] for s in submissions]
+
+
+def grade_with(grader: Grader, submissions: list[Submission], *, canary: bool, progress: bool, workers: int,
+               warm: bool) -> dict[str, GradeRow]:
+    """Every submission's row: the stored ones reused, the stale ones named, the rest graded."""
+    out = grader.out
     if not grader.sandboxed:
         log.warning("kernels are NOT sandboxed: %s", grader.isolation.removeprefix("NONE: "))
-    rows = {}
+    rows: dict[str, GradeRow] = {}
     todo = []
     stale = []
     for submission in submissions:
@@ -437,13 +460,8 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
         log.warning("%d stored result(s) are stale (graded by other tests, points or grader version): %s; "
                     "grading them again, keeping their manual grades", len(stale), ", ".join(stale))
     write_grades(list(rows.values()), out / "grades.csv", grader.auto_ids, grader.manual_ids)
-    try:
-        grade_todo(grader, todo, rows, canary=canary, progress=progress, workers=workers,
-                   warm=cfg.WARM_KERNELS if warm is None else warm)
-    finally:
-        grader.close()
-    write_similarity(out)
-    return [rows[s.student_id] for s in submissions]
+    grade_todo(grader, todo, rows, canary=canary, progress=progress, workers=workers, warm=warm)
+    return rows
 
 
 def grade_todo(grader: Grader, todo: list[Submission], rows: dict[str, GradeRow], *, canary: bool, progress: bool,

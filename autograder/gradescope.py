@@ -218,7 +218,7 @@ def grade_submission(root: Path) -> dict[str, Any]:
         return results_for(zero_row(sid, problem, auto_ids, manual_ids), reason=problem)
     submission = Submission(sid, path, notebook_problem(path, expected_grade_ids()))
     with tempfile.TemporaryDirectory(prefix="w4-gradescope-") as scratch:
-        grader = Grader(Path(scratch))
+        grader = Grader(Path(scratch), warm=cfg.WARM_KERNELS and not submission.problem)
         try:
             if not submission.problem:
                 if cfg.WARM_KERNELS:  # imported once for the canary and the submission

@@ -47,9 +47,16 @@ class Zygote:
         self.folder = Path(tempfile.mkdtemp(prefix="w4z-", dir="/tmp" if os.path.isdir("/tmp") else None))
         self.process: subprocess.Popen | None = None
         self.info: ZygoteInfo | None = None
+        self.ipc = ""
 
     def start(self, timeout: float = 300.0) -> ZygoteInfo:
         """Start the zygote and wait until it has imported the stack; ``ZygoteFailure`` saying why."""
+        if self.process is None:
+            self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the zygote's process; it imports while the caller does other work (``wait_ready``)."""
         isolate = self.uid is not None
         code = self.folder / "zygote.py"
         shutil.copyfile(ZYGOTE_FILE, code)
@@ -68,9 +75,15 @@ class Zygote:
             ipc = None
             argv = [sys.executable, str(code), "serve", str(self.folder / "zygote.sock"), str(self.folder / "config.json")]
             env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
+        self.ipc = str(ipc or "")
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 300.0) -> ZygoteInfo:
+        """Wait until the launched zygote has imported the stack; ``ZygoteFailure`` saying why."""
+        if self.info is not None:
+            return self.info
         deadline = time.monotonic() + timeout
         while READY not in self.log.read_text(errors="replace"):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -79,8 +92,9 @@ class Zygote:
                 raise ZygoteFailure(f"the warm-kernel zygote did not start ({' | '.join(tail) or 'no output'}); "
                                     f"its log: {self.log}")
             time.sleep(0.05)
+        isolate = self.uid is not None
         pid = self.process.pid if not isolate else self.find_pid()
-        self.info = ZygoteInfo(str(self.folder / "zygote.sock"), pid, str(ipc or ""), isolate)
+        self.info = ZygoteInfo(str(self.folder / "zygote.sock"), pid, self.ipc, isolate)
         return self.info
 
     def sandbox_config(self, ipc: str) -> sandbox.SandboxConfig:

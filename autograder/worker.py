@@ -168,7 +168,9 @@ def run(task: Task) -> dict:
                 config.merge(Config(warm_setup(task, course)))
         Path(config.Exchange.root).mkdir(parents=True, exist_ok=True)
         api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+        phases = {"prepare": time.perf_counter() - start}
         graded = autograde_once(api, task, course)
+        phases["autograde"] = time.perf_counter() - start - sum(phases.values())
         first_timeouts = timed_out(graded["notes"])
         if first_timeouts:  # the machine may have been busy: grade again, keep the second attempt
             retry = f"{', '.join(first_timeouts)} ran past the time limit, so the notebook was graded a second time"
@@ -184,6 +186,8 @@ def run(task: Task) -> dict:
             if graded.get("retried"):
                 add_retry_note(html, graded["notes"])
             result["feedback_html"] = str(html)
+        phases["feedback"] = time.perf_counter() - start - sum(phases.values())
+        result["phases"] = {name: round(seconds, 3) for name, seconds in phases.items()}  # where the time went
     except GraderFault as fault:
         result = {"student_id": task.student_id, "grader_error": str(fault)}
     except Exception as error:  # the grader's own bug or the machine (disk full...): never a score

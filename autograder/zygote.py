@@ -241,6 +241,7 @@ def fork_kernel(config: dict, request: dict) -> tuple[int, int]:
 
 def serve(socket_path: str, config_path: str) -> None:
     """Import the stack, then fork a kernel per request until the grader stops this process."""
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the grader gone, its zygote goes too
     config = json.loads(open(config_path).read())
     preload()
     if os.path.exists(socket_path):
