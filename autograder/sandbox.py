@@ -199,6 +199,14 @@ def available() -> str | None:
     return None
 
 
+def user_files(folder: Path, uid: int) -> dict[str, str]:
+    """Write a ``passwd`` and ``group`` naming root and the kernel's user into ``folder``; return the
+    sandbox's ``/etc`` paths -> those files (for ``SandboxConfig.files``)."""
+    (folder / "passwd").write_text(f"root:x:0:0::/:/usr/sbin/nologin\nstudent:x:{uid}:{uid}::{HOME}:/bin/sh\n")
+    (folder / "group").write_text(f"root:x:0:\nstudent:x:{uid}:\n")
+    return {"/etc/passwd": str(folder / "passwd"), "/etc/group": str(folder / "group")}
+
+
 def cgroups_writable() -> bool:
     return all(os.access(CGROUP_ROOT / c, os.W_OK) for c in ("memory", "pids"))
 

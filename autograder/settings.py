@@ -46,6 +46,11 @@ def nbgrader_config(course_root: Path | None = None) -> Config:
     return c
 
 
+def thread_env(threads: int) -> dict[str, str]:
+    """The kernel's CPU threads: one kernel per core share, as oversubscribed OpenMP slows torch down many times."""
+    return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
 def kernel_environment() -> dict[str, str]:
     """Environment changes for grading kernels under ``course_config.DEVICE_POLICY``."""
     if cfg.DEVICE_POLICY == "cpu":

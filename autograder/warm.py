@@ -20,6 +20,7 @@ from pathlib import Path
 
 import course_config as cfg
 from autograder import sandbox, zygote
+from autograder.settings import thread_env
 
 ZYGOTE_FILE = Path(zygote.__file__).resolve()
 READY = "zygote ready"  # the zygote's first line once the stack is imported
@@ -74,7 +75,7 @@ class Zygote:
         else:
             ipc = None
             argv = [sys.executable, str(code), "serve", str(self.folder / "zygote.sock"), str(self.folder / "config.json")]
-            env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
+            env = {**os.environ, **thread_env(self.threads)}
         self.ipc = str(ipc or "")
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -100,17 +101,13 @@ class Zygote:
     def sandbox_config(self, ipc: str) -> sandbox.SandboxConfig:
         """The slot's sandbox: the kernels' allow-listed root, with the notebook's files at
         ``zygote.COURSE_DIR`` (each child links them into its fresh home)."""
-        passwd, group = self.folder / "passwd", self.folder / "group"
-        passwd.write_text(f"root:x:0:0::/:/usr/sbin/nologin\nstudent:x:{self.uid}:{self.uid}::{sandbox.HOME}:/bin/sh\n")
-        group.write_text(f"root:x:0:\nstudent:x:{self.uid}:\n")
         files = {f"{zygote.COURSE_DIR}/{name}": str(self.course / name) for name in ("data", "figures")
                  if (self.course / name).is_dir()}
-        files.update({"/etc/passwd": str(passwd), "/etc/group": str(group)})
-        thread_env = {name: str(self.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        files.update(sandbox.user_files(self.folder, self.uid))
         return sandbox.SandboxConfig(
             uid=self.uid, gid=self.uid, readonly=sandbox.python_environment(), masked=sandbox.hidden_packages(),
             files=files, ipc=ipc, memory_bytes=cfg.KERNEL_MEMORY_MB * 2**20, max_processes=cfg.KERNEL_MAX_PROCESSES,
-            scratch_bytes=cfg.KERNEL_SCRATCH_MB * 2**20, env=thread_env)
+            scratch_bytes=cfg.KERNEL_SCRATCH_MB * 2**20, env=thread_env(self.threads))
 
     def find_pid(self) -> int:
         """The host pid of the zygote's Python (bwrap's descendant running ``serve``)."""

@@ -24,6 +24,7 @@ from pathlib import Path
 import course_config as cfg
 from autograder.results import (NOTE_PREFIX, GraderFault, Task, failed_cells, graded_cells, notes_of, read_task,
                                 write_json)
+from autograder.settings import thread_env
 
 TIMEOUT_NOTE = "time limit"  # what the executor's notes say of a cell stopped at its limit
 
@@ -54,10 +55,7 @@ def kernel_files(task: Task, course: Path) -> dict[str, str]:
     assignment = Path(task.template) / "source" / cfg.ASSIGNMENT_ID
     files = {f"{sandbox.HOME}/{name}": str(assignment / name) for name in ("data", "figures")
              if (assignment / name).is_dir()}
-    uid = task.sandbox_uid
-    (course / "passwd").write_text(f"root:x:0:0::/:/usr/sbin/nologin\nstudent:x:{uid}:{uid}::{sandbox.HOME}:/bin/sh\n")
-    (course / "group").write_text(f"root:x:0:\nstudent:x:{uid}:\n")
-    files.update({"/etc/passwd": str(course / "passwd"), "/etc/group": str(course / "group")})
+    files.update(sandbox.user_files(course, task.sandbox_uid))
     return files
 
 
@@ -105,11 +103,6 @@ def warm_setup(task: Task, course: Path) -> dict:
     warm.launcher_kernelspec(jupyter, info, warm.launch_config(course / "launch.json", info, None, ""))
     os.environ["JUPYTER_PATH"] = str(jupyter)
     return {"GuardedExecute": {"kernel_name": sandbox.KERNEL_NAME}}
-
-
-def thread_env(threads: int) -> dict[str, str]:
-    # one kernel per core share: oversubscribed OpenMP threads slow torch down many times
-    return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
 def timed_out(notes: dict[str, list[str]]) -> list[str]:
