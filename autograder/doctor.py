@@ -100,7 +100,7 @@ def run_doctor(out: Path | None = None) -> tuple[bool, str]:
         if cfg.WARM_KERNELS:
             started = time.perf_counter()
             grader.start_zygotes()
-            ready = [slot.zygote for slot in grader._all_slots if slot.zygote is not None]
+            ready = grader.zygotes
             lines.append(f"{'warm kernels':<18} " + (
                 f"ON: the zygote imported the notebook's stack in {time.perf_counter() - started:.1f} s; each kernel "
                 f"is a fork of it ({'isolated in the sandbox' if grader.sandboxed else 'not sandboxed'})" if ready else

@@ -32,11 +32,15 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import course_config as cfg
 from autograder.results import (GRADER_ERROR, GradeRow, Task, auto_max, cell_seconds, fault_row, grader_fingerprint,
                                 graded_cells, write_json, write_task, zero_row)
 from autograder.submissions import Submission, find_submissions
+
+if TYPE_CHECKING:
+    from autograder.warm import Zygote
 
 __all__ = ["CanaryFailed", "GradeRow", "Grader", "auto_max", "fault_row", "grade", "graded_cells", "write_grades",
            "zero_row"]
@@ -120,7 +124,7 @@ def worker_context():
 class Slot:
     """One worker's seat: its kernel user (None: not sandboxed) and its warm-kernel zygote, if any."""
     uid: int | None
-    zygote: object | None = None  # autograder.warm.Zygote
+    zygote: Zygote | None = None
 
 
 class Grader:
@@ -182,22 +186,30 @@ class Grader:
 
         A zygote that does not start leaves its slot on cold kernels, with a warning: slower, not wrong.
         """
-        from autograder.warm import ZygoteFailure
-
         for index, slot in enumerate(self._all_slots):
             if slot.zygote is None:
                 slot.zygote = self._zygote(index)
                 slot.zygote.launch()  # all import at once
         for slot in self._all_slots:
-            zygote = slot.zygote
-            try:
-                zygote.start()
-            except (ZygoteFailure, OSError) as failure:
-                log.warning("cold kernels for this slot: %s", failure)
-                zygote.stop()
-                slot.zygote = None
+            self._warm_or_cold(slot)
 
-    def _zygote(self, index: int):
+    def _warm_or_cold(self, slot: Slot) -> None:
+        """Wait for the slot's zygote; one that does not start leaves the slot on cold kernels."""
+        from autograder.warm import ZygoteFailure
+
+        try:
+            slot.zygote.start()
+        except (ZygoteFailure, OSError) as failure:
+            log.warning("cold kernels for this slot: %s", failure)
+            slot.zygote.stop()
+            slot.zygote = None
+
+    @property
+    def zygotes(self) -> list[Zygote]:
+        """The slots' zygotes that are running (none: every kernel starts cold)."""
+        return [slot.zygote for slot in self._all_slots if slot.zygote is not None and slot.zygote.info]
+
+    def _zygote(self, index: int) -> Zygote:
         """A (not yet started) zygote for slot ``index``; its log stays in ``.course/zygote-<index>.log``."""
         from autograder.warm import Zygote
 
@@ -218,16 +230,10 @@ class Grader:
         slot = self.slots.get()
         try:
             if slot.zygote is not None and not slot.zygote.alive():
-                from autograder.warm import ZygoteFailure
-
                 log.warning("the zygote of a slot died (%s); starting another", slot.zygote.log)
                 slot.zygote.stop()
                 slot.zygote = self._zygote(self._all_slots.index(slot))
-                try:
-                    slot.zygote.start()
-                except ZygoteFailure as failure:
-                    log.warning("cold kernels for this slot: %s", failure)
-                    slot.zygote = None
+                self._warm_or_cold(slot)
             yield slot
         finally:
             self.slots.put(slot)
@@ -254,28 +260,20 @@ class Grader:
         self.submission_timeout = max(float(cfg.SUBMISSION_TIMEOUT_S), cfg.TIMEOUT_SCALE * row.seconds)
         return self.canary
 
-    def cached(self, submission: Submission) -> GradeRow | None:
-        """The stored result of this exact submission by this exact grader, if any (never a grader fault)."""
-        path = self.results / f"{submission.student_id}.json"
-        if not path.is_file():
-            return None
-        try:
-            stored = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            return None
-        if stored.get("submission_sha256") != sha256(submission.path) or stored.get("grader") != self.fingerprint:
-            return None
-        if "grader_error" in stored:  # graded again once the grader or the machine is fixed
-            return None
-        return self.row_from_result(stored)
-
-    def stale(self, submission: Submission) -> bool:
-        """A stored result of this very notebook by another version of the tests or points."""
+    def cached(self, submission: Submission) -> tuple[GradeRow | None, bool]:
+        """(the stored result of this exact submission by this exact grader, if any and not a grader
+        fault; whether the stored result is of this notebook by another version of the tests or points)."""
         try:
             stored = json.loads((self.results / f"{submission.student_id}.json").read_text())
         except (OSError, json.JSONDecodeError):
-            return False
-        return stored.get("submission_sha256") == sha256(submission.path) and stored.get("grader") != self.fingerprint
+            return None, False
+        if stored.get("submission_sha256") != sha256(submission.path):
+            return None, False
+        if stored.get("grader") != self.fingerprint:
+            return None, True
+        if "grader_error" in stored:  # graded again once the grader or the machine is fixed
+            return None, False
+        return self.row_from_result(stored), False
 
     def record(self, submission: Submission, row: GradeRow) -> None:
         """Put a student's row into the class gradebook (``autograder/gradebook.py``)."""
@@ -446,13 +444,13 @@ def grade_with(grader: Grader, submissions: list[Submission], *, canary: bool, p
     todo = []
     stale = []
     for submission in submissions:
-        cached = grader.cached(submission)
+        cached, outdated = grader.cached(submission)
         if cached is not None:
             rows[submission.student_id] = cached
             grader.record(submission, cached)
         else:
             todo.append(submission)
-            if grader.stale(submission):
+            if outdated:
                 stale.append(submission.student_id)
     if rows:
         log.info("%d submission(s) already graded by this grader: kept", len(rows))

@@ -52,11 +52,12 @@ def answers(run: Path, student_id: str) -> dict[str, str]:
 
 def questions(release: Path = cfg.RELEASE_NOTEBOOK) -> dict[str, str]:
     """Free-response grade id -> the question: the markdown cell just above the answer in the release."""
+    _, manual_ids = graded_cells()
     cells = nbformat.read(release, as_version=4).cells
     found = {}
     for index, cell in enumerate(cells):
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if gid in graded_cells()[1]:
+        if gid in manual_ids:
             found[gid] = cells[index - 1].source if index else ""
     return found
 
