@@ -146,7 +146,10 @@ def run(task: Task) -> dict:
     cgroup, ipc = None, None
     try:
         venv_on_path()
-        os.environ["PYTHONPATH"] = str(cfg.ROOT)  # for the sandbox's own commands, whatever the cwd
+        # the repo for the sandbox's own commands, whatever the cwd; an install found through
+        # PYTHONPATH (pip --target, as on a GPU machine) stays visible to unsandboxed kernels
+        paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(cfg.ROOT)]
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(cfg.ROOT), *paths])
         os.environ.update(kernel_environment())  # DEVICE_POLICY; the sandbox passes CUDA_VISIBLE_DEVICES on
         course = prepare_course(task)
         config = nbgrader_config(course)

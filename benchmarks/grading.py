@@ -20,6 +20,7 @@ at most 0.5).
     python benchmarks/grading.py                  # full: 5 repeats, 8 copies, 2 workers
     python benchmarks/grading.py --quick          # 1 repeat, 2 copies: a smoke test
     python benchmarks/grading.py --device cuda    # on a GPU machine
+    python benchmarks/grading.py --repeats 2 --copies 0   # per-submission times only
 """
 from __future__ import annotations
 
@@ -123,7 +124,33 @@ def per_submission(work: Path, count: int, kernels: str, env: dict) -> list[floa
     """Seconds of each of ``count`` copies graded in one batch (1 worker), from their result files."""
     out = work / f"out-batch-{kernels}"
     timed(grade_command(copies_of(work / f"batch-{kernels}", count), out, kernels=kernels), ROOT, env)
-    return [json.loads((out / ".course" / "results" / f"student{k}.json").read_text())["seconds"] for k in range(count)]
+    seconds = [json.loads((out / ".course" / "results" / f"student{k}.json").read_text())["seconds"] for k in range(count)]
+    if kernels == "warm":
+        print_cells(out, count)
+    return seconds
+
+
+def cell_seconds(notebook: Path) -> dict[str, float]:
+    """Seconds of each code cell of an executed notebook, from the timestamps nbclient records
+    (``metadata.execution``), keyed by nbgrader grade id (``cell <index>`` for cells without one)."""
+    from datetime import datetime
+
+    seconds = {}
+    for index, cell in enumerate(nbformat.read(notebook, as_version=4).cells):
+        stamps = cell.metadata.get("execution", {})
+        if cell.cell_type == "code" and "iopub.execute_input" in stamps and "shell.execute_reply" in stamps:
+            start, end = (datetime.fromisoformat(stamps[k].replace("Z", "+00:00"))
+                          for k in ("iopub.execute_input", "shell.execute_reply"))
+            seconds[cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"] = (end - start).total_seconds()
+    return seconds
+
+
+def print_cells(out: Path, count: int, top: int = 6) -> None:
+    """The ``top`` slowest cells of a batch's autograded notebooks, median over its ``count`` copies."""
+    per_copy = [cell_seconds(out / ".course" / "autograded" / f"student{k}.ipynb") for k in range(count)]
+    medians = {name: statistics.median(c[name] for c in per_copy if name in c) for name in per_copy[0]}
+    slowest = sorted(medians.items(), key=lambda item: -item[1])[:top]
+    print("  slowest cells (warm kernels, median): " + ", ".join(f"{name} {s:.2f} s" for name, s in slowest))
 
 
 def runs(values: list[float]) -> str:
@@ -151,12 +178,24 @@ def nbconvert_once(notebook: Path, work: Path, run: int, env: dict) -> float:
     return seconds
 
 
+def workers_and_memory(work: Path, copies: int, workers: int, env: dict) -> None:
+    """``copies`` submissions with 1 worker and with ``workers``; the peak memory of the latter."""
+    many = copies_of(work / "many", copies)
+    serial, _, _ = timed(grade_command(many, work / "out-serial"), ROOT, env)
+    parallel, _, _ = timed(grade_command(many, work / "out-parallel", workers), ROOT, env)
+    _, peak_pss, peak_rss = timed(grade_command(many, work / "out-memory", workers), ROOT, env, pss_too=True)
+    print(f"{copies} submissions: 1 worker {serial:.1f} s, {workers} workers {parallel:.1f} s, "
+          f"speed-up {serial / parallel:.2f}")
+    print(f"peak memory of the {workers}-worker run, whole process tree: PSS {peak_pss / 2**20:.0f} MiB "
+          f"(RSS {peak_rss / 2**20:.0f} MiB, counting shared pages once per process)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1 repeat and 2 copies (smoke test)")
     parser.add_argument("--repeats", type=int, default=5, help="runs of each timing (median)")
-    parser.add_argument("--copies", type=int, default=8, help="submissions in the workers comparison")
+    parser.add_argument("--copies", type=int, default=8, help="submissions in the workers comparison (0: skip it and the memory run)")
     parser.add_argument("--workers", type=int, default=2, help="workers in the parallel run")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="what the kernels run on (cuda: a GPU machine; cpu hides GPUs)")
@@ -180,14 +219,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"plain nbconvert --execute:           median {plain_median:6.2f} s  (runs: {runs(plain)})")
         print(f"cold start, one submission: {cold_start:.2f} s = {cold_start / warm_median:.1f}x the within-batch time "
               "(imports, zygote, canary, gradebook and class report included)")
-        many = copies_of(work / "many", copies)
-        serial, _, _ = timed(grade_command(many, work / "out-serial"), ROOT, env)
-        parallel, _, _ = timed(grade_command(many, work / "out-parallel", args.workers), ROOT, env)
-        _, peak_pss, peak_rss = timed(grade_command(many, work / "out-memory", args.workers), ROOT, env, pss_too=True)
-        print(f"{copies} submissions: 1 worker {serial:.1f} s, {args.workers} workers {parallel:.1f} s, "
-              f"speed-up {serial / parallel:.2f}")
-        print(f"peak memory of the {args.workers}-worker run, whole process tree: PSS {peak_pss / 2**20:.0f} MiB "
-              f"(RSS {peak_rss / 2**20:.0f} MiB, counting shared pages once per process)")
+        if copies:
+            workers_and_memory(work, copies, args.workers, env)
     print(f"warm vs cold kernels: {warm_median / cold_median:.2f}")
     print(f"overhead {warm_median / plain_median:.2f}")
 
