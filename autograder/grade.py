@@ -72,8 +72,10 @@ def sha256(path: Path) -> str:
 
 
 def grading_device() -> str:
-    """What the kernels will run on, from the device policy and the visible GPUs."""
-    if cfg.DEVICE_POLICY == "cpu" or shutil.which("nvidia-smi") is None:
+    """What the kernels will run on, from the device policy and the visible GPUs (an empty
+    ``CUDA_VISIBLE_DEVICES``, which kernels inherit, hides them all)."""
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1")
+    if cfg.DEVICE_POLICY == "cpu" or hidden or shutil.which("nvidia-smi") is None:
         return "cpu"
     listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
     gpus = [line.split(" (UUID")[0] for line in listing.stdout.splitlines() if line.startswith("GPU ")]
@@ -136,8 +138,6 @@ class Grader:
     """
 
     def __init__(self, out: Path, *, workers: int = 1, cell_timeout: int = cfg.CELL_TIMEOUT_S, warm: bool = False):
-        from autograder.course import generate_assignment, make_course
-
         self.out = Path(out).resolve()
         self.root = self.out / ".course"
         self.results = self.root / "results"
@@ -162,6 +162,8 @@ class Grader:
             for index, slot in enumerate(self._all_slots):
                 slot.zygote = self._zygote(index)
                 slot.zygote.launch()
+        from autograder.course import generate_assignment, make_course  # nbgrader: imported while the zygotes start
+
         template = self.root / "template"
         self.template = template
         try:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -105,3 +107,30 @@ def test_source_notebook_passes_nbgrader_validate():
     # nbgrader validate exits 0 even on failure: read its result instead
     results = Validator().validate(str(cfg.SOURCE_NOTEBOOK))
     assert "failed" not in results and "type_changed" not in results, results
+
+
+def test_device_column_follows_the_gpus_kernels_can_see(tmp_path, monkeypatch):
+    # A stand-in nvidia-smi lists one GPU; an empty CUDA_VISIBLE_DEVICES (what the kernels inherit,
+    # and what benchmarks/grading.py --device cpu sets) hides it, and the column must say so.
+    from autograder.grade import grading_device
+
+    (tmp_path / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: GPU-0)'\n")
+    (tmp_path / "nvidia-smi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert grading_device() == "cuda (GPU 0: NVIDIA H200)"
+    for hidden in ("", "-1"):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
+        assert grading_device() == "cpu"
+
+
+def test_gradebook_schema_revision_read_in_process_is_alembics_own(tmp_path):
+    # nbgrader asks the `alembic heads` command; the grader answers from alembic's API in-process.
+    from nbgrader.dbutil import _temp_alembic_ini
+
+    from autograder.course import alembic_head
+
+    alembic = shutil.which("alembic", path=str(Path(sys.executable).parent))
+    with _temp_alembic_ini(f"sqlite:///{tmp_path / 'gradebook.db'}") as ini:
+        heads = subprocess.run([alembic, "-c", ini, "heads"], capture_output=True, text=True, check=True).stdout
+    assert heads.split()[0] == alembic_head()
