@@ -109,5 +109,9 @@ SANDBOX_UID_BASE: Final[int] = 61000  # kernel users: the first free ids from he
 KERNEL_MEMORY_MB: Final[int] = 3072  # a kernel with torch and the MNIST subset peaks near 1 GB
 KERNEL_MAX_PROCESSES: Final[int] = 256  # threads count too; a fork bomb stops here
 KERNEL_SCRATCH_MB: Final[int] = 512  # the kernel's writable home and /tmp (each a tmpfs of this size)
+# CPU threads of each grading kernel (torch, OpenMP), at most the cores per worker. The tests' tiny
+# networks gain nothing from a second thread (3.3 s per submission with 1 or 2 on 2 cores), whose
+# OpenMP spin-waits burned 2 CPU-seconds per submission that a second worker can use instead.
+KERNEL_THREADS: Final[int] = 1
 CALIBRATION_SEEDS: Final[int] = 20  # seeds the reference runs through each convergence test
 CALIBRATION_DIR: Final[Path] = ROOT / "autograder" / "calibration"

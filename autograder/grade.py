@@ -141,11 +141,12 @@ class Grader:
         self.out = Path(out).resolve()
         self.root = self.out / ".course"
         self.results = self.root / "results"
+        self.held = self.root / "held"  # results graded beside the canary, until its verdict
         self.results.mkdir(parents=True, exist_ok=True)
         (self.out / "feedback").mkdir(exist_ok=True)
         worker_context()  # start the fork server first: it imports while the template is built
         self.sandboxed, self.isolation = sandbox_mode()
-        self.threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+        self.threads = max(1, min(cfg.KERNEL_THREADS, (os.cpu_count() or 1) // max(1, workers)))
         self.slots: queue.Queue[Slot] = queue.Queue()
         self._uid_locks = []
         if self.sandboxed:
@@ -286,19 +287,38 @@ class Grader:
                               self.root / "autograded" / f"{submission.student_id}.ipynb" if graded else None,
                               stored_records(self.results, submission.student_id) if graded else None)
 
-    def grade(self, submission: Submission) -> GradeRow:
-        """Grade one submission; never raises for a problem of the submission itself."""
+    def grade(self, submission: Submission, *, held: bool = False) -> GradeRow:
+        """Grade one submission; never raises for a problem of the submission itself.
+
+        ``held``: its result, log, feedback and autograded notebook stay in ``self.held`` until
+        ``release_held`` puts them where graded ones go (or ``drop_held`` removes them), so that
+        nothing graded before the canary's verdict replaces what an earlier run kept.
+        """
         start = time.perf_counter()
+        folder = self.held if held else self.results
+        folder.mkdir(exist_ok=True)
         if submission.problem:
             result = {"student_id": submission.student_id, "error": submission.problem}
         else:
             with self.slot() as slot:
-                result = self._run_worker(submission, slot, self.results)
+                result = self._run_worker(submission, slot, folder)
         result.update(submission_sha256=sha256(submission.path), grader=self.fingerprint, device=self.device,
                       isolation=self.isolation)
         result["seconds"] = time.perf_counter() - start
-        write_json(self.results / f"{submission.student_id}.json", result)
+        write_json(folder / f"{submission.student_id}.json", result)
         return self.row_from_result(result)
+
+    def release_held(self, student_id: str) -> None:
+        """Move a held submission's result, log, feedback and autograded notebook into their places."""
+        places = {"json": self.results, "log": self.results, "html": self.out / "feedback", "ipynb": self.root / "autograded"}
+        for suffix, place in places.items():
+            held = self.held / f"{student_id}.{suffix}"
+            if held.exists():
+                place.mkdir(exist_ok=True)
+                os.replace(held, place / held.name)
+
+    def drop_held(self) -> None:
+        shutil.rmtree(self.held, ignore_errors=True)
 
     def _run_worker(self, submission: Submission, slot: Slot, folder: Path) -> dict:
         from dataclasses import asdict
@@ -342,14 +362,16 @@ class Grader:
         return result
 
     def _keep_outputs(self, sid: str, course: Path, result: dict, folder: Path) -> None:
-        """Move feedback and the autograded notebook out of the worker's folder; drop the rest."""
+        """Move feedback and the autograded notebook out of the worker's folder (into their places,
+        or into ``folder`` itself for the canary and held results); drop the rest."""
+        final = folder == self.results
         html = result.pop("feedback_html", None)
-        if html and folder == self.results:
-            shutil.copyfile(html, self.out / "feedback" / f"{sid}.html")
+        if html and folder in (self.results, self.held):
+            shutil.copyfile(html, (self.out / "feedback" if final else folder) / f"{sid}.html")
             result["feedback"] = str(self.out / "feedback" / f"{sid}.html")
         notebook = course / "autograded" / sid / cfg.ASSIGNMENT_ID / f"{cfg.NOTEBOOK_NAME}.ipynb"
         if notebook.is_file():
-            keep = self.root / "autograded" if folder == self.results else folder
+            keep = self.root / "autograded" if final else folder
             keep.mkdir(exist_ok=True)
             shutil.copyfile(notebook, keep / f"{sid}.ipynb")
         shutil.rmtree(course, ignore_errors=True)
@@ -466,34 +488,62 @@ def grade_with(grader: Grader, submissions: list[Submission], *, canary: bool, p
 
 def grade_todo(grader: Grader, todo: list[Submission], rows: dict[str, GradeRow], *, canary: bool, progress: bool,
                workers: int, warm: bool) -> None:
-    """The zygotes, the canary, then every submission of ``todo`` (into ``rows`` and grades.csv as each finishes)."""
+    """The zygotes, the canary, then every submission of ``todo`` (into ``rows`` and grades.csv as each finishes).
+
+    With several workers the canary takes one slot and the first submissions the others. Their rows
+    wait for its verdict: dropped (a grader fault for everyone, as when it runs alone) if it fails,
+    graded again if it set longer time limits than they ran under and they lost points.
+    """
     out = grader.out
-    if warm and any(not s.problem for s in todo):
+    gradable = any(not s.problem for s in todo)
+    if warm and gradable:
         grader.start_zygotes()
-    if canary and any(not s.problem for s in todo):
-        try:
-            grader.run_canary()
-        except CanaryFailed as failure:  # no student is graded on a machine that fails the reference
-            log.error("%s", failure)
-            for submission in todo:
-                rows[submission.student_id] = fault_row(submission.student_id, f"not graded, the canary failed: {failure}",
-                                                        grader.auto_ids, grader.manual_ids)
-                rows[submission.student_id].isolation = grader.isolation
-                grader.record(submission, rows[submission.student_id])
-            todo = []
-            write_grades(list(rows.values()), out / "grades.csv", grader.auto_ids, grader.manual_ids)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), desc="grading", unit="submission", file=sys.stderr)
+
+    def keep(submission: Submission, row: GradeRow) -> None:
+        rows[row.student_id] = row
+        grader.record(submission, row)
+        write_grades(list(rows.values()), out / "grades.csv", grader.auto_ids, grader.manual_ids)
+        if bar is not None:
+            bar.update()
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        if canary and gradable:
+            limits = (grader.cell_timeout, grader.submission_timeout)
+            verdict = pool.submit(grader.run_canary)
+            beside = todo[:max(0, workers - 1)]
+            early = [pool.submit(grader.grade, s, held=True) for s in beside]
+            try:
+                verdict.result()
+            except CanaryFailed as failure:  # no student is graded on a machine that fails the reference
+                concurrent.futures.wait(early)
+                grader.drop_held()  # nothing of theirs is kept: graded again on the next run
+                log.error("%s", failure)
+                for submission in todo:
+                    rows[submission.student_id] = fault_row(submission.student_id, f"not graded, the canary failed: {failure}",
+                                                            grader.auto_ids, grader.manual_ids)
+                    rows[submission.student_id].isolation = grader.isolation
+                    grader.record(submission, rows[submission.student_id])
+                todo = []
+                write_grades(list(rows.values()), out / "grades.csv", grader.auto_ids, grader.manual_ids)
+            else:
+                longer = grader.submission_timeout > limits[1] or any(t > limits[0] for t in grader.cell_timeouts.values())
+                again = []
+                for submission, future in zip(beside, early):
+                    row = future.result()
+                    if longer and row.score != row.max_score:
+                        again.append(submission)
+                    else:
+                        grader.release_held(submission.student_id)
+                        keep(submission, row)
+                grader.drop_held()
+                todo = again + todo[len(beside):]
         for submission, row in zip(todo, pool.map(grader.grade, todo)):
-            rows[row.student_id] = row
-            grader.record(submission, row)
-            write_grades(list(rows.values()), out / "grades.csv", grader.auto_ids, grader.manual_ids)
-            if bar is not None:
-                bar.update()
+            keep(submission, row)
     if bar is not None:
         bar.close()
 

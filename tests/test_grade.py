@@ -134,3 +134,33 @@ def test_gradebook_schema_revision_read_in_process_is_alembics_own(tmp_path):
     with _temp_alembic_ini(f"sqlite:///{tmp_path / 'gradebook.db'}") as ini:
         heads = subprocess.run([alembic, "-c", ini, "heads"], capture_output=True, text=True, check=True).stdout
     assert heads.split()[0] == alembic_head()
+
+
+def test_a_canary_failing_beside_students_keeps_nothing_of_theirs_and_loses_nothing_graded(tmp_path):
+    # With 2 workers the canary grades beside the first student. Make it fail (its notebook is a
+    # partial one): the student graded beside it must be a grader fault with no score, and what an
+    # earlier run kept for that student (result, feedback) must be left as it was.
+    submissions, out = tmp_path / "submissions", tmp_path / "out"
+    submissions.mkdir()
+    shutil.copy(EXAMPLES / "reference.ipynb", submissions / "alice.ipynb")
+    first = subprocess.run([sys.executable, "-m", "autograder", "grade", str(submissions), "--out", str(out)],
+                           cwd=cfg.ROOT, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    kept = {path: path.read_bytes() for path in (out / ".course" / "results" / "alice.json", out / "feedback" / "alice.html")}
+    nb = nbformat.read(submissions / "alice.ipynb", as_version=4)  # a new version of alice's notebook
+    nb.cells.append(nbformat.v4.new_markdown_cell("one more thought"))
+    nbformat.write(nb, submissions / "alice.ipynb")
+    script = ("import sys; from pathlib import Path; import course_config as cfg; from autograder.grade import grade\n"
+              "cfg.REFERENCE_SUBMISSION = cfg.EXAMPLES_DIR / 'partial_memory_only.ipynb'\n"
+              "rows = grade(Path(sys.argv[1]), Path(sys.argv[2]), workers=2)\n"
+              "print('\\n'.join(f'{r.student_id}|{r.status}|{r.score}' for r in rows))")
+    second = subprocess.run([sys.executable, "-c", script, str(submissions), str(out)], cwd=cfg.ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    student, status, score = second.stdout.strip().splitlines()[-1].split("|")
+    assert status.startswith("error: grader: not graded, the canary failed") and score == "None", status
+    with open(out / "grades.csv", newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert row["autograded_score"] == "" and all(row[c] == "" for c in cfg.POINTS)
+    assert all(path.read_bytes() == content for path, content in kept.items())
+    assert not (out / ".course" / "held").exists()
