@@ -35,6 +35,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from autograder.zygote import sandboxed_connection
+
 KERNEL_NAME = "w4-sandbox"
 HOME = "/home/student"  # the kernel's working folder: the notebook's data and figures, read-only, inside
 IPC_DIR = "/run/kernel"  # where the kernel's sockets and connection file are, inside the sandbox
@@ -325,16 +327,8 @@ def launch(config_path: Path, kernel_argv: list[str]) -> None:
         for controller in ("memory", "pids"):
             (CGROUP_ROOT / controller / config.cgroup / "cgroup.procs").write_text(str(os.getpid()))
     index = kernel_argv.index("-f") + 1
-    connection = json.loads(Path(kernel_argv[index]).read_text())
-    if connection.get("transport") != "ipc":
-        raise SystemExit(f"sandbox: the kernel's connection file {kernel_argv[index]} uses "
-                         f"{connection.get('transport')!r}; the sandboxed kernel has no network and needs 'ipc'")
-    connection["ip"] = f"{IPC_DIR}/{Path(connection['ip']).name}"  # the same sockets, seen from inside
-    inside = Path(config.ipc) / "connection.json"
-    inside.write_text(json.dumps(connection))
-    os.chown(inside, config.uid, config.gid)
-    os.chmod(inside, 0o600)
-    kernel_argv[index] = f"{IPC_DIR}/connection.json"
+    kernel_argv[index] = sandboxed_connection(kernel_argv[index], config.ipc, IPC_DIR, config.uid, config.gid,
+                                              "connection.json")
     os.execvpe("bwrap", bwrap_argv(config, kernel_argv), kernel_environment(config))
 
 

@@ -332,29 +332,40 @@ def host_pid(zygote_pid: int, pid_in_zygote: int) -> int | None:
     return None
 
 
+def sandboxed_connection(connection_file: str, host_dir: str, inside_dir: str, uid: int, gid: int, name: str) -> str:
+    """Write ``connection_file`` again as a sandboxed kernel must read it, as ``name`` in the folder of
+    its sockets; return that file's path inside the sandbox (where ``host_dir`` is ``inside_dir``).
+
+    Its sockets are named by their paths inside, and the file belongs to the kernel's user, mode 600.
+    Any transport but ipc is refused: the sandbox has no network. Cold kernels (``sandbox.launch``) and
+    warm ones (``launch`` here) both call this; it lives here because the launcher runs this file alone.
+    """
+    connection = json.loads(open(connection_file).read())
+    if connection.get("transport") != "ipc":
+        raise SystemExit(f"sandbox: the kernel's connection file {connection_file} uses "
+                         f"{connection.get('transport')!r}; the sandboxed kernel has no network and needs 'ipc'")
+    relative = os.path.relpath(os.path.dirname(connection["ip"]), host_dir)
+    inside = os.path.normpath(f"{inside_dir}/{relative}")
+    connection["ip"] = f"{inside}/{os.path.basename(connection['ip'])}"  # the same sockets, seen from inside
+    host = os.path.join(host_dir, relative, name)
+    with open(host, "w") as f:
+        json.dump(connection, f)
+    os.chown(host, uid, gid)
+    os.chmod(host, 0o600)
+    return f"{inside}/{name}"
+
+
 def launch(socket_path: str, config_path: str, connection_file: str) -> int:
     """Ask the zygote for a kernel with ``connection_file``; wait as long as it runs; its exit status."""
     config = json.loads(open(config_path).read())
-    connection = json.loads(open(connection_file).read())
     # unsandboxed, the kernel runs where and with what jupyter_client gave the launcher
     env = dict(config["env"] or os.environ)
     env.update({name: os.environ[name] for name in config.get("inherit", []) if name in os.environ})
     request = {"env": env, "uid": config["uid"], "gid": config["gid"], "limits": config["limits"],
                "scratch": os.getcwd(), "connection_file": connection_file}
-    if config["isolate"]:
-        if connection.get("transport") != "ipc":
-            raise SystemExit(f"zygote: {connection_file} uses {connection.get('transport')!r}; the sandboxed "
-                             "kernel has no network and needs 'ipc'")
-        # the kernel's own folder under the slot's IPC folder, seen from inside at ipc_inside
-        relative = os.path.relpath(os.path.dirname(connection["ip"]), config["ipc"])
-        inside = f"{config['ipc_inside']}/{relative}"
-        connection["ip"] = f"{inside}/{os.path.basename(connection['ip'])}"  # the same sockets
-        host = os.path.join(config["ipc"], relative, f"connection-{os.getpid()}.json")
-        with open(host, "w") as f:
-            json.dump(connection, f)
-        os.chown(host, config["uid"], config["gid"])
-        os.chmod(host, 0o600)
-        request["connection_file"] = f"{inside}/{os.path.basename(host)}"
+    if config["isolate"]:  # the kernel's own folder is under the slot's IPC folder
+        request["connection_file"] = sandboxed_connection(connection_file, config["ipc"], config["ipc_inside"],
+                                                          config["uid"], config["gid"], f"connection-{os.getpid()}.json")
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.connect(socket_path)
     stream = conn.makefile("r")
