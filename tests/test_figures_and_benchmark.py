@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -61,6 +62,19 @@ def test_quick_benchmark_prints_a_speedup() -> None:
     last = result.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"speedup \d+(\.\d+)?", last), f"last line: {last!r}"
     assert float(last.split()[1]) > 0
+
+
+def test_convergence_benchmark_times_every_network_and_variant_on_the_cpu() -> None:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(cfg.ROOT / "benchmarks" / "convergence.py"), "--repeats", "1"],
+                            cwd=cfg.ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith("cpu ")]
+    assert [row[1] for row in rows[1:]] == ["Net", "BNShallowNet", "DeepNet", "BNDeepNet"]
+    for row in rows[1:]:  # seconds of the notebook, sum on device and fused SGD, then the accuracy the run reached
+        assert all(float(seconds) > 0 for seconds in row[2:5]), row
+        assert 80 < float(row[5]) < 100, row
+    assert re.fullmatch(r"no GPU here: cpu, all 4 networks \d+\.\d+ s", result.stdout.strip().splitlines()[-1])
 
 
 # --- the shipped figures agree with the notebook's text and answer keys ----------------------------
