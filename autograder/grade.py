@@ -137,7 +137,9 @@ class Grader:
     machine.
     """
 
-    def __init__(self, out: Path, *, workers: int = 1, cell_timeout: int = cfg.CELL_TIMEOUT_S, warm: bool = False):
+    def __init__(self, out: Path, *, workers: int = 1, cell_timeout: int = cfg.CELL_TIMEOUT_S, warm: bool = False,
+                 spare: bool = False):
+        """``spare``: one more slot, the canary's own, so that it grades beside all ``workers``."""
         self.out = Path(out).resolve()
         self.root = self.out / ".course"
         self.results = self.root / "results"
@@ -149,15 +151,17 @@ class Grader:
         self.threads = max(1, min(cfg.KERNEL_THREADS, (os.cpu_count() or 1) // max(1, workers)))
         self.slots: queue.Queue[Slot] = queue.Queue()
         self._uid_locks = []
+        seats = max(1, workers) + spare
         if self.sandboxed:
             from autograder import sandbox
 
-            self._uid_locks = sandbox.reserve_uids(max(1, workers), cfg.SANDBOX_UID_BASE)
+            self._uid_locks = sandbox.reserve_uids(seats, cfg.SANDBOX_UID_BASE)
             uids = [uid for uid, _ in self._uid_locks]
         else:
-            uids = [None] * max(1, workers)
+            uids = [None] * seats
         self._all_slots = [Slot(uid) for uid in uids]
-        for slot in self._all_slots:
+        self.canary_slot = self._all_slots[-1] if spare else None  # after the workers' slots: zygote-<workers>
+        for slot in self._all_slots[:max(1, workers)]:
             self.slots.put(slot)
         if warm:  # the zygotes import while the template, the gradebook and the cache are prepared
             for index, slot in enumerate(self._all_slots):
@@ -228,9 +232,11 @@ class Grader:
                 slot.zygote = None
 
     @contextlib.contextmanager
-    def slot(self) -> Iterator[Slot]:
-        """A free worker slot for one submission; a dead zygote is restarted first (or left cold)."""
-        slot = self.slots.get()
+    def slot(self, *, canary: bool = False) -> Iterator[Slot]:
+        """A free worker slot for one submission (``canary``: the canary's own, if there is one); a
+        dead zygote is restarted first (or left cold)."""
+        own = canary and self.canary_slot is not None
+        slot = self.canary_slot if own else self.slots.get()
         try:
             if slot.zygote is not None and not slot.zygote.alive():
                 log.warning("the zygote of a slot died (%s); starting another", slot.zygote.log)
@@ -239,14 +245,18 @@ class Grader:
                 self._warm_or_cold(slot)
             yield slot
         finally:
-            self.slots.put(slot)
+            if own and slot.zygote is not None:  # the canary's slot serves once: its memory back
+                slot.zygote.stop()
+                slot.zygote = None
+            elif not own:
+                self.slots.put(slot)
 
     def run_canary(self) -> Canary:
         """Grade the reference solution here; raise ``CanaryFailed`` (saying why) unless it gets full marks."""
         folder = self.root / "canary"
         folder.mkdir(exist_ok=True)
         submission = Submission(CANARY_ID, cfg.REFERENCE_SUBMISSION)
-        with self.slot() as slot:
+        with self.slot(canary=True) as slot:
             result = self._run_worker(submission, slot, folder)
         row = self.row_from_result(result)
         notebook = folder / f"{CANARY_ID}.ipynb"
@@ -449,7 +459,9 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
         submissions = select_shard(submissions, *shard)
     out.mkdir(parents=True, exist_ok=True)
     warm = cfg.WARM_KERNELS if warm is None else warm
-    grader = Grader(out, workers=workers, cell_timeout=cell_timeout, warm=warm)
+    # a core no worker uses grades the canary beside them, instead of before them
+    spare = canary and max(1, workers) < (os.cpu_count() or 1)
+    grader = Grader(out, workers=workers, cell_timeout=cell_timeout, warm=warm, spare=spare)
     try:
         rows = grade_with(grader, submissions, canary=canary, progress=progress, workers=workers, warm=warm)
     finally:
@@ -490,9 +502,10 @@ def grade_todo(grader: Grader, todo: list[Submission], rows: dict[str, GradeRow]
                workers: int, warm: bool) -> None:
     """The zygotes, the canary, then every submission of ``todo`` (into ``rows`` and grades.csv as each finishes).
 
-    With several workers the canary takes one slot and the first submissions the others. Their rows
-    wait for its verdict: dropped (a grader fault for everyone, as when it runs alone) if it fails,
-    graded again if it set longer time limits than they ran under and they lost points.
+    The canary grades on a slot of its own when the grader has one (a core no worker uses), else on
+    one of the workers' slots; the first submissions grade on the other slots at the same time.
+    Their rows wait for its verdict: dropped (a grader fault for everyone, as when it runs alone)
+    if it fails, graded again if it set longer time limits than they ran under and they lost points.
     """
     out = grader.out
     gradable = any(not s.problem for s in todo)
@@ -511,11 +524,12 @@ def grade_todo(grader: Grader, todo: list[Submission], rows: dict[str, GradeRow]
         if bar is not None:
             bar.update()
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
+            concurrent.futures.ThreadPoolExecutor(max_workers=1) as canary_thread:
         if canary and gradable:
             limits = (grader.cell_timeout, grader.submission_timeout)
-            verdict = pool.submit(grader.run_canary)
-            beside = todo[:max(0, workers - 1)]
+            verdict = canary_thread.submit(grader.run_canary)  # on a slot of its own, or on a worker's
+            beside = todo[:max(1, workers) - (grader.canary_slot is None)]
             early = [pool.submit(grader.grade, s, held=True) for s in beside]
             try:
                 verdict.result()

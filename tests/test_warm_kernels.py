@@ -102,7 +102,9 @@ def test_nothing_passes_from_one_warm_kernel_to_the_next(tmp_path, monkeypatch):
     # the polluter could address only its own processes, and the same zygote forked both kernels
     visible = printed(autograded / "a_polluter.ipynb", "W4VISIBLE")
     assert "zygote.py launch" not in visible and "ipykernel_launcher" not in visible
-    log = (out / ".course" / "zygote-0.log").read_text()
-    assert len(re.findall(r"^zygote: fork \d+", log, re.M)) >= 3, log  # canary, polluter, probe
+    forks = {log.name: len(re.findall(r"^zygote: fork \d+", log.read_text(), re.M))
+             for log in (out / ".course").glob("zygote-*.log")}
+    assert forks["zygote-0.log"] >= 2, forks  # polluter, then probe
+    assert sum(forks.values()) >= 3, forks  # and the canary: on a slot of its own when a core is free
     # warm: the notebook's imports cost nothing, they were done before the fork
     assert cell_seconds(autograded / "b_probe.ipynb")["setup_imports"] < 0.5
