@@ -174,12 +174,16 @@ class ClassGradebook:
         submitted = course_path(self.root, "submitted", sid)
         changed = self._store_submission(submitted, submission_path, submitted_at)
         graded_dir = course_path(self.root, "autograded", sid)
-        if graded_dir.exists():
-            shutil.rmtree(graded_dir)
-        if autograded is not None and autograded.is_file():
-            graded_dir.mkdir(parents=True)
-            nb = with_rubrics(nbformat.read(autograded, as_version=4), self._rubrics)
-            nbformat.write(nb, graded_dir / f"{cfg.NOTEBOOK_NAME}.ipynb")
+        copy = graded_dir / f"{cfg.NOTEBOOK_NAME}.ipynb"
+        has_notebook = autograded is not None and autograded.is_file()
+        current = (has_notebook and not changed and copy.is_file()  # a stored result recorded again
+                   and copy.stat().st_mtime_ns >= autograded.stat().st_mtime_ns)
+        if not current:
+            if graded_dir.exists():
+                shutil.rmtree(graded_dir)
+            if has_notebook:
+                graded_dir.mkdir(parents=True)
+                nbformat.write(with_rubrics(nbformat.read(autograded, as_version=4), self._rubrics), copy)
         when = None
         if submitted_at:
             try:
@@ -221,9 +225,11 @@ class ClassGradebook:
         """Copy the student's notebook and time into ``submitted/``; True when the notebook changed."""
         target = folder / f"{cfg.NOTEBOOK_NAME}.ipynb"
         new = Path(submission_path).read_bytes() if submission_path and Path(submission_path).is_file() else b""
-        changed = target.is_file() and target.read_bytes() != new
-        folder.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(new)
+        old = target.read_bytes() if target.is_file() else None
+        changed = old is not None and old != new
+        if old != new:
+            folder.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(new)
         stamp = folder / TIMESTAMP_FILE
         if submitted_at:
             stamp.write_text(submitted_at)

@@ -261,9 +261,15 @@ def test_regrading_after_a_test_change_keeps_the_manual_grades(run, caplog):
     result["grader"] = "an older version of the tests"
     stored.write_text(json.dumps(result))
     before = snapshot(out)
+    copies = {path.parts[-3]: path.stat().st_mtime_ns for path in (out / "autograded").glob("*/*/*.ipynb")}
     with caplog.at_level(logging.WARNING):
         rows = {row.student_id: row for row in grade(tree, out)}
     assert "1 stored result(s) are stale" in caplog.text and "reference" in caplog.text
+    # the regraded student's autograded copy is new; the stored ones' copies were left as they were
+    after = {path.parts[-3]: path.stat().st_mtime_ns for path in (out / "autograded").glob("*/*/*.ipynb")}
+    assert after["reference"] > copies["reference"]
+    assert {s: t for s, t in after.items() if s != "reference"} == {s: t for s, t in copies.items() if s != "reference"}
+    assert len(copies) >= 3, copies
     assert json.loads(stored.read_text())["grader"] != "an older version of the tests"  # graded again
     assert rows["reference"].score == sum(EXPECTED["reference"].values())
     assert snapshot(out) == before  # manual scores kept, none back to "needs grading"
