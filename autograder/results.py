@@ -148,13 +148,16 @@ def notes_of(autograded_notebook: Path) -> dict[str, list[str]]:
     return notes
 
 
-def cell_seconds(executed_notebook: Path) -> dict[str, float]:
-    """grade id -> seconds each nbgrader cell took, from nbclient's timing metadata."""
+def cell_seconds(executed_notebook: Path, *, every_cell: bool = False) -> dict[str, float]:
+    """grade id -> seconds each nbgrader cell took, from nbclient's timing metadata (``every_cell``:
+    the other code cells too, as ``cell <index>``)."""
     from datetime import datetime
 
     times = {}
-    for cell in nbformat.read(executed_notebook, as_version=4).cells:
+    for index, cell in enumerate(nbformat.read(executed_notebook, as_version=4).cells):
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid is None and every_cell and cell.cell_type == "code":
+            gid = f"cell {index}"
         timing = cell.metadata.get("execution", {})
         start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
         if gid and start and end:

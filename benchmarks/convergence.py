@@ -78,7 +78,7 @@ def seconds_of(run: Callable[[], Any], device: torch.device, repeats: int) -> tu
     return statistics.median(times), result
 
 
-def variants(ns: dict[str, Any], device: torch.device) -> dict[str, tuple[Callable, Callable | None]]:
+def variants(ns: dict[str, Any]) -> dict[str, tuple[Callable, Callable | None]]:
     """name -> (train_epoch, make_optimizer or None for the notebook's SGD)."""
     cfg = ns["CONVERGENCE"]
     notebook = ns["train_epoch"]
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     notebook_total: dict[str, float] = {}
     for device in devices:
         move_data(ns, device)
-        table = variants(ns, device)
+        table = variants(ns)
         print(f"\n{device.type:5s} {'network':14s}" + "".join(f"{v:>15s}" for v in table) + "   test accuracy")
         notebook_train_epoch = ns["train_epoch"]
         for model in MODELS:

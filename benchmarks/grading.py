@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import course_config as cfg  # noqa: E402
+from autograder.results import cell_seconds  # noqa: E402
 
 REFERENCE = ROOT / "examples" / "submissions" / "reference.ipynb"
 PYTHON = sys.executable
@@ -130,24 +131,9 @@ def per_submission(work: Path, count: int, kernels: str, env: dict) -> list[floa
     return seconds
 
 
-def cell_seconds(notebook: Path) -> dict[str, float]:
-    """Seconds of each code cell of an executed notebook, from the timestamps nbclient records
-    (``metadata.execution``), keyed by nbgrader grade id (``cell <index>`` for cells without one)."""
-    from datetime import datetime
-
-    seconds = {}
-    for index, cell in enumerate(nbformat.read(notebook, as_version=4).cells):
-        stamps = cell.metadata.get("execution", {})
-        if cell.cell_type == "code" and "iopub.execute_input" in stamps and "shell.execute_reply" in stamps:
-            start, end = (datetime.fromisoformat(stamps[k].replace("Z", "+00:00"))
-                          for k in ("iopub.execute_input", "shell.execute_reply"))
-            seconds[cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"] = (end - start).total_seconds()
-    return seconds
-
-
 def print_cells(out: Path, count: int, top: int = 6) -> None:
     """The ``top`` slowest cells of a batch's autograded notebooks, median over its ``count`` copies."""
-    per_copy = [cell_seconds(out / ".course" / "autograded" / f"student{k}.ipynb") for k in range(count)]
+    per_copy = [cell_seconds(out / ".course" / "autograded" / f"student{k}.ipynb", every_cell=True) for k in range(count)]
     medians = {name: statistics.median(c[name] for c in per_copy if name in c) for name in per_copy[0]}
     slowest = sorted(medians.items(), key=lambda item: -item[1])[:top]
     print("  slowest cells (warm kernels, median): " + ", ".join(f"{name} {s:.2f} s" for name, s in slowest))
