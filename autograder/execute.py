@@ -3,7 +3,7 @@
 ``GuardedExecute`` replaces nbgrader's ``Execute`` in the autograde pipeline. It runs the cells
 in order in one kernel, as nbgrader does, and adds three things:
 
-- the guard of ``autograder/guard.py``: snapshots after each locked cell, restores before each
+- the guard of ``autograder/kernel/guard.py``: snapshots after each locked cell, restores before each
   test cell, and a note on the test cell for anything it had to repair;
 - survival: when a cell kills the kernel (``os._exit``, the memory limit, a crash) or ignores
   the interrupt after its time limit, the notebook is run again in a fresh kernel without that
@@ -27,7 +27,8 @@ from nbgrader import utils
 from nbgrader.preprocessors import Execute
 from traitlets import Dict, Float, Integer, List, Unicode
 
-from autograder import guard
+from autograder import kernel
+from autograder.kernel import guard
 from autograder.results import NOTE_PREFIX
 
 
@@ -144,12 +145,12 @@ class GuardedExecute(Execute):
         self.timeout_func = self._cell_timeout
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
-        token = guard.new_token()
+        token = kernel.new_token()
         with self.setup_kernel():
             info = self.wait_for_reply(self.kc.kernel_info())
             self.nb.metadata["language_info"] = info["content"]["language_info"]
             self._kernel_pids = self._user_pids()  # before any student code: the kernel alone
-            self._silent(guard.install_code(token), index=-1)
+            self._silent(kernel.install_code(guard, token, **guard.options()), index=-1)
             for index, cell in enumerate(self.nb.cells):
                 repaired = ""
                 if index in skipped:
@@ -159,7 +160,7 @@ class GuardedExecute(Execute):
                     continue
                 locked = is_locked_code(cell)
                 if locked or utils.is_grade(cell):  # the notebook's own code runs untampered too
-                    repaired = self._silent("", index, {"r": guard.restore_expression(token)})
+                    repaired = self._silent("", index, {"r": kernel.call_expression(token, "restore")})
                 self._execute(cell, index)
                 if self.sandbox_uid is not None and not locked:
                     self._kill_strays(cell)
@@ -168,7 +169,7 @@ class GuardedExecute(Execute):
                 if repaired:
                     cell.outputs.insert(0, note("restored before this cell, changed by the submission: " + repaired))
                 if locked:
-                    self._silent(guard.record_code(token, defined_names(cell.source)), index)
+                    self._silent(kernel.call_expression(token, "record", sorted(defined_names(cell.source))), index)
         self.set_widgets_metadata()
 
     def _cell_timeout(self, cell: NotebookNode) -> int:
@@ -245,5 +246,8 @@ class GuardedExecute(Execute):
                 return ""
             if result.get("status") != "ok":
                 return "the guard itself (it raised " + str(result.get("ename")) + ")"
-            text = result["data"]["text/plain"]
-            return "" if text == "[]" else text.strip("[]").replace("'", "")
+            try:
+                repairs = kernel.parse_answer(result["data"]["text/plain"])
+            except (KeyError, ValueError, SyntaxError):
+                return "the guard itself (its answer could not be read)"
+            return ", ".join(str(r) for r in repairs)
