@@ -55,6 +55,10 @@ DATA_DIR: Final[Path] = SOURCE_DIR / ASSIGNMENT_ID / "data"  # torchvision root;
 SUBSET_SEED: Final[int] = 4  # the draw of the subset; change it and the checksums change
 SUBSET_TRAIN_PER_CLASS: Final[int] = 500  # 5,000 training images: enough to converge in 1-2 s
 SUBSET_TEST_PER_CLASS: Final[int] = 100  # 1,000 test images: accuracy resolution of 0.1 %
+# Held-out images of the official test split, disjoint from the subset, drawn after it with the same
+# seed: the convergence tests judge a trained network on them, and their labels never enter a kernel.
+HELDOUT_PER_CLASS: Final[int] = 100
+HELDOUT_DIR: Final[Path] = ROOT / "autograder" / "heldout_mnist"  # grader-only: never in release/ nor a sandbox
 
 # --- Collecting -----------------------------------------------------------------------
 # File names in an LMS .zip export (nbgrader zip_collect's named_regexp): must give

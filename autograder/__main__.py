@@ -190,9 +190,11 @@ def cmd_make_data(args: argparse.Namespace) -> int:
     from autograder import data
 
     sums = data.verify() if args.check else data.make_subset()
-    for name, digest in sums.items():
+    held = data.verify(cfg.HELDOUT_DIR, cfg.HELDOUT_DIR)
+    for name, digest in {**sums, **held}.items():
         print(f"{digest}  {name}")
-    print("subset verified" if args.check else f"subset written to {cfg.DATA_DIR.relative_to(cfg.ROOT)}")
+    print("subset and held-out set verified" if args.check else
+          f"subset written to {cfg.DATA_DIR.relative_to(cfg.ROOT)}, held-out set to {cfg.HELDOUT_DIR.relative_to(cfg.ROOT)}")
     return 0
 
 

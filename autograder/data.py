@@ -6,6 +6,9 @@ official train split for training, the official test split for testing) and writ
 the raw IDX layout that ``torchvision.datasets.MNIST(root, download=False)`` reads from
 ``<root>/MNIST/raw/``, plus ``PROVENANCE.md``, ``SHA256SUMS`` and the chosen indices.
 
+The same generator then draws ``HELDOUT_PER_CLASS`` more test images per digit, none of the
+subset's, into ``course_config.HELDOUT_DIR``: the grader's held-out set, which never ships.
+
     python -m autograder make-data        # rewrite the subset (deterministic)
     python -m autograder make-data --check  # verify the shipped subset, write nothing
 """
@@ -92,7 +95,8 @@ def balanced_indices(labels: np.ndarray, per_class: int, rng: np.random.Generato
 
 
 def draw_subset(source: Path = cfg.MNIST_ORIGINAL_DIR, seed: int = cfg.SUBSET_SEED) -> dict[str, Split]:
-    """Draw the balanced subset of both splits; same seed and files, same bytes."""
+    """Draw the balanced subset of both splits, then the held-out split (``"heldout"``: test images
+    not in the subset); same seed and files, same bytes."""
     rng = np.random.default_rng(seed)
     subset = {}
     for split, (prefix, per_class) in SPLITS.items():
@@ -100,7 +104,21 @@ def draw_subset(source: Path = cfg.MNIST_ORIGINAL_DIR, seed: int = cfg.SUBSET_SE
         labels = load_official(f"{prefix}-labels-idx1-ubyte", source)
         idx = balanced_indices(labels, per_class, rng)
         subset[split] = Split(images[idx], labels[idx], idx)
+    left = np.ones(len(labels), dtype=bool)  # the official test split, minus the subset's test images
+    left[subset["test"].indices] = False
+    positions = np.flatnonzero(left)
+    chosen = positions[balanced_indices(labels[positions], cfg.HELDOUT_PER_CLASS, rng)]
+    subset["heldout"] = Split(images[chosen], labels[chosen], chosen)
     return subset
+
+
+HELDOUT_FILES = {"images": "heldout-images-idx3-ubyte.gz", "labels": "heldout-labels-idx1-ubyte.gz"}
+
+
+def heldout_files(split: Split) -> dict[str, bytes]:
+    """File name -> bytes of the held-out set (gzip without a time stamp: same draw, same bytes)."""
+    return {HELDOUT_FILES["images"]: gzip.compress(write_idx(split.images), mtime=0),
+            HELDOUT_FILES["labels"]: gzip.compress(write_idx(split.labels), mtime=0)}
 
 
 def subset_files(subset: dict[str, Split]) -> dict[str, bytes]:
@@ -140,7 +158,7 @@ def provenance(subset: dict[str, Split], checksums: dict[str, str]) -> str:
 
 
 def read_checksums(root: Path = cfg.DATA_DIR) -> dict[str, str]:
-    """Parse ``SHA256SUMS`` (``<sha256>  MNIST/raw/<name>`` lines) into name -> digest."""
+    """Parse ``SHA256SUMS`` (``<sha256>  <path>`` lines) into file name -> digest."""
     path = root / "SHA256SUMS"
     if not path.is_file():
         raise DataError(f"{path}: missing; run `python -m autograder make-data`")
@@ -151,11 +169,12 @@ def read_checksums(root: Path = cfg.DATA_DIR) -> dict[str, str]:
     return sums
 
 
-def verify(root: Path = cfg.DATA_DIR) -> dict[str, str]:
-    """Check every shipped raw file against ``SHA256SUMS``; return the checksums."""
+def verify(root: Path = cfg.DATA_DIR, files: Path | None = None) -> dict[str, str]:
+    """Check every shipped raw file (in ``files``, default the raw folder) against ``SHA256SUMS``;
+    return the checksums."""
     sums = read_checksums(root)
     for name, expected in sums.items():
-        path = raw_dir(root) / name
+        path = (files or raw_dir(root)) / name
         if not path.is_file():
             raise DataError(f"{path}: missing")
         got = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -164,8 +183,10 @@ def verify(root: Path = cfg.DATA_DIR) -> dict[str, str]:
     return sums
 
 
-def make_subset(root: Path = cfg.DATA_DIR, source: Path = cfg.MNIST_ORIGINAL_DIR) -> dict[str, str]:
-    """Write the subset, its checksums, indices and provenance under ``root``."""
+def make_subset(root: Path = cfg.DATA_DIR, source: Path = cfg.MNIST_ORIGINAL_DIR,
+                heldout: Path = cfg.HELDOUT_DIR) -> dict[str, str]:
+    """Write the subset, its checksums, indices and provenance under ``root``, and the held-out set
+    into ``heldout``; return the subset's checksums."""
     subset = draw_subset(source)
     files = subset_files(subset)
     raw_dir(root).mkdir(parents=True, exist_ok=True)
@@ -174,7 +195,30 @@ def make_subset(root: Path = cfg.DATA_DIR, source: Path = cfg.MNIST_ORIGINAL_DIR
         (raw_dir(root) / name).write_bytes(data)
         checksums[name] = hashlib.sha256(data).hexdigest()
     (root / "SHA256SUMS").write_text("".join(f"{d}  MNIST/raw/{n}\n" for n, d in checksums.items()))
-    indices = {split: s.indices.tolist() for split, s in subset.items()}
+    indices = {split: subset[split].indices.tolist() for split in SPLITS}
     (root / "indices.json").write_text(json.dumps(indices, separators=(",", ":")) + "\n")
     (root / "PROVENANCE.md").write_text(provenance(subset, checksums))
+    write_heldout(subset["heldout"], heldout)
+    return checksums
+
+
+def write_heldout(split: Split, folder: Path = cfg.HELDOUT_DIR) -> dict[str, str]:
+    """Write the grader's held-out set, its checksums and indices into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    checksums = {}
+    for name, data in heldout_files(split).items():
+        (folder / name).write_bytes(data)
+        checksums[name] = hashlib.sha256(data).hexdigest()
+    (folder / "SHA256SUMS").write_text("".join(f"{d}  {n}\n" for n, d in checksums.items()))
+    (folder / "indices.json").write_text(json.dumps({"t10k": split.indices.tolist()}, separators=(",", ":")) + "\n")
+    (folder / "PROVENANCE.md").write_text(
+        "# Held-out MNIST images (grader only)\n\n"
+        f"{len(split.labels)} images of the official MNIST test split (t10k), {cfg.HELDOUT_PER_CLASS} per digit, none\n"
+        "of them in the subset that ships with the assignment. `python -m autograder make-data` draws them\n"
+        f"with the subset's generator (seed {cfg.SUBSET_SEED}) right after the subset; `indices.json` lists\n"
+        "their positions in t10k. The convergence tests evaluate a trained network's outputs on them in\n"
+        "the grader: the labels never enter a student's kernel, and the folder never ships.\n\n"
+        "MNIST (Yann LeCun, Corinna Cortes, Christopher J.C. Burges) is published under the Creative\n"
+        "Commons Attribution-Share Alike 3.0 licence (CC BY-SA 3.0); this subset is shared under the same\n"
+        "licence, with this attribution. sha256 of the files: `SHA256SUMS`.\n")
     return checksums

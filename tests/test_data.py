@@ -24,6 +24,16 @@ def test_torchvision_loads_a_balanced_subset(train, per_class):
     assert torch.bincount(split.targets, minlength=10).tolist() == [per_class] * 10
 
 
+def test_the_held_out_images_are_balanced_and_none_of_them_ships():
+    import json
+
+    assert data.verify(cfg.HELDOUT_DIR, cfg.HELDOUT_DIR)
+    held = json.loads((cfg.HELDOUT_DIR / "indices.json").read_text())["t10k"]
+    shipped = json.loads((cfg.DATA_DIR / "indices.json").read_text())["test"]
+    assert len(held) == 10 * cfg.HELDOUT_PER_CLASS and not set(held) & set(shipped)
+    assert not any(cfg.RELEASE_DIR.rglob("heldout*")) and not any(cfg.SOURCE_DIR.rglob("heldout*"))
+
+
 def test_release_carries_the_same_data():
     for name, digest in data.read_checksums().items():
         shipped = cfg.RELEASE_DIR / cfg.ASSIGNMENT_ID / "data" / "MNIST" / "raw" / name
@@ -51,7 +61,9 @@ def test_idx_round_trip_and_bad_header():
 
 @pytest.mark.skipif(not cfg.MNIST_ORIGINAL_DIR.is_dir(), reason="the official MNIST files (../shared/mnist) are absent")
 def test_subset_is_reproducible_from_the_official_files(tmp_path):
-    made = data.make_subset(tmp_path)
+    made = data.make_subset(tmp_path, heldout=tmp_path / "heldout")
     assert made == data.read_checksums()
+    for name in ["SHA256SUMS", "indices.json", "PROVENANCE.md", *data.HELDOUT_FILES.values()]:
+        assert (tmp_path / "heldout" / name).read_bytes() == (cfg.HELDOUT_DIR / name).read_bytes(), name
     assert (tmp_path / "indices.json").read_text() == (cfg.DATA_DIR / "indices.json").read_text()
     assert (tmp_path / "PROVENANCE.md").read_text() == (cfg.DATA_DIR / "PROVENANCE.md").read_text()
