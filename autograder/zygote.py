@@ -315,9 +315,14 @@ def serve(socket_path: str, config_path: str) -> None:
 # --- the launcher (the kernelspec's command, on the host) ---------------------------------------
 
 def host_pid(zygote_pid: int, pid_in_zygote: int) -> int | None:
-    """The host's pid of the zygote's child ``pid_in_zygote`` (the zygote may see another pid namespace)."""
+    """The host's pid of the zygote's child ``pid_in_zygote`` (the zygote may see another pid namespace).
+
+    ``zygote_pid`` is the host pid the grader started (bwrap, when sandboxed): the child is the process
+    below it whose pid in its own namespace is ``pid_in_zygote``.
+    """
     if zygote_pid <= 0:
         return pid_in_zygote
+    parents, candidates = {}, []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -326,9 +331,16 @@ def host_pid(zygote_pid: int, pid_in_zygote: int) -> int | None:
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        parents[int(entry)] = int(fields.get("PPid", "0"))
         nspid = fields.get("NSpid", "").split()
-        if int(fields.get("PPid", "0")) == zygote_pid and nspid and int(nspid[-1]) == pid_in_zygote:
-            return int(entry)
+        if nspid and int(nspid[-1]) == pid_in_zygote:
+            candidates.append(int(entry))
+    for candidate in candidates:
+        ancestor = parents.get(candidate, 0)
+        for _ in range(8):  # bwrap, its init, the zygote: a few levels at most
+            if ancestor == zygote_pid:
+                return candidate
+            ancestor = parents.get(ancestor, 0)
     return None
 
 
