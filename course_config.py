@@ -45,9 +45,8 @@ POINTS: Final[dict[str, float]] = {
     "q_bn_learnable_ab": 2,
     "q_bn_helped_or_hurt": 2,
 }
-# Test cells whose value is the share (0 to 1) of their points earned: each option of a
-# multiple-choice question is worth a quarter of it (autograder.preprocessors.ShareCredit).
-SHARE_CREDIT: Final[frozenset[str]] = frozenset({"test_mcq_minibatch", "test_mcq_momentum"})
+# A test cell earns all its points or a share of them: its hidden tests (run by the grader,
+# autograder/judge.py) set `share` for partial credit, as the multiple-choice questions do.
 
 # --- Data: the MNIST subset shipped with the assignment --------------------------------
 MNIST_ORIGINAL_DIR: Final[Path] = ROOT.parent / "shared" / "mnist"  # the four official .gz files
@@ -112,10 +111,19 @@ WARM_KERNELS: Final[bool] = True
 SANDBOX_UID_BASE: Final[int] = 61000  # kernel users: the first free ids from here (one per worker)
 KERNEL_MEMORY_MB: Final[int] = 3072  # a kernel with torch and the MNIST subset peaks near 1 GB
 KERNEL_MAX_PROCESSES: Final[int] = 256  # threads count too; a fork bomb stops here
+# the grading worker (nbgrader, the judge) in a memory cgroup of its own; it holds about 0.4 GB of its own
+WORKER_MEMORY_MB: Final[int] = 1536
 KERNEL_SCRATCH_MB: Final[int] = 512  # the kernel's writable home and /tmp (each a tmpfs of this size)
 # CPU threads of each grading kernel (torch, OpenMP), at most the cores per worker. The tests' tiny
 # networks gain nothing from a second thread (3.3 s per submission with 1 or 2 on 2 cores), whose
 # OpenMP spin-waits burned 2 CPU-seconds per submission that a second worker can use instead.
 KERNEL_THREADS: Final[int] = 1
+# What a kernel may send back, counted by the grader before nbgrader reads it (outputs beyond a limit
+# are dropped, with a note; a larger message is refused by the socket unread). The notebook's own
+# outputs (a few figures and progress bars) total about 0.3 MB.
+OUTPUT_CELL_MAX_BYTES: Final[int] = 2 * 10**6
+OUTPUT_NOTEBOOK_MAX_BYTES: Final[int] = 20 * 10**6
+KERNEL_MESSAGE_MAX_BYTES: Final[int] = 8 * 2**20  # also bounds an answer to the grader's questions
+KERNEL_MESSAGE_QUEUE: Final[int] = 32  # messages the grader queues unread (more are dropped by the kernel's side)
 CALIBRATION_SEEDS: Final[int] = 20  # seeds the reference runs through each convergence test
 CALIBRATION_DIR: Final[Path] = ROOT / "autograder" / "calibration"

@@ -1,8 +1,9 @@
 """Calibrate the convergence tests: run the reference solution over many seeds.
 
-Each convergence test of the notebook trains a network briefly (``short_training_run``) and
-compares its test loss and accuracy with ``CONVERGENCE_TARGETS``. This step runs the reference
-solution through the same function for ``course_config.CALIBRATION_SEEDS`` seeds on the
+Each convergence test trains a network briefly (the notebook's ``train_briefly``) and the grader
+compares its loss and accuracy on the held-out images (``autograder/heldout.py``) with
+``CONVERGENCE_TARGETS``. This step asks the reference solution the very questions the judge asks
+(``autograder/judge.py``, in this process) for ``course_config.CALIBRATION_SEEDS`` seeds on the
 current device, and records the distribution, the time per run and the margin to each target
 in ``autograder/calibration/<device>.json``. Every seed must pass.
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import course_config as cfg
+from autograder import data, judge
 from autograder.notebook_code import load_namespace
 
 # (name in CONVERGENCE_TARGETS, model class name, optimizer) of each convergence check
@@ -28,6 +30,7 @@ RUNS = [
     ("BNDeepNet", "BNDeepNet", "torch SGD"),
     ("Net", "Net", "SGDMomentum"),
 ]
+EVALUATION = "held-out"  # what the losses and accuracies are measured on (autograder/heldout.py)
 
 
 @dataclass
@@ -53,17 +56,20 @@ class RunStats:
 def calibrate(seeds: int = cfg.CALIBRATION_SEEDS, namespace: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run every convergence check of the reference for ``seeds`` seeds; return the report."""
     ns = namespace or load_namespace(cfg.SOURCE_NOTEBOOK)
-    targets, settings = ns["CONVERGENCE_TARGETS"], ns["CONVERGENCE"]
+    judging = judge.Judge(cfg.SOURCE_NOTEBOOK)
+    targets, settings = judging.given("CONVERGENCE_TARGETS"), judging.given("CONVERGENCE")
+    images, labels = judging.heldout()
+    student = judge.Student(judge.LocalKernel(ns))
     results = []
     for target, class_name, optimizer in RUNS:
-        make_optimizer = None
+        spec = None
         if optimizer == "SGDMomentum":
-            def make_optimizer(params, ns=ns):
-                return ns["SGDMomentum"](params, lr=settings["lr"], beta=settings["momentum"])
+            spec = {"class": "SGDMomentum", "kwargs": {"lr": settings["lr"], "beta": settings["momentum"]}}
         losses, accuracies, seconds = [], [], []
         for seed in range(seeds):
             start = time.perf_counter()
-            loss, accuracy = ns["short_training_run"](ns[class_name], make_optimizer, seed=seed)
+            outputs = student.train(class_name, images=images, seed=seed, epochs=settings["epochs"], optimizer=spec)
+            loss, accuracy = judge.heldout_metrics(outputs, labels, class_name)
             seconds.append(time.perf_counter() - start)
             losses.append(loss)
             accuracies.append(accuracy)
@@ -81,6 +87,7 @@ def calibrate(seeds: int = cfg.CALIBRATION_SEEDS, namespace: dict[str, Any] | No
         "threads": torch.get_num_threads(),
         "seeds": seeds,
         "settings": settings,
+        "evaluation": {"on": EVALUATION, "sha256": data.read_checksums(cfg.HELDOUT_DIR)},
         "all_passed": all(r.passed == seeds for r in results),
         "runs": [asdict(r) for r in results],
     }

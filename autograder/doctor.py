@@ -71,8 +71,9 @@ def facts(out: Path) -> list[tuple[str, str]]:
         ("bubblewrap", bwrap_version),
         ("grader user", f"uid {os.geteuid()}" + (" (root)" if os.geteuid() == 0 else " (not root: no sandbox)")),
         ("kernel user ids", f"from {cfg.SANDBOX_UID_BASE}, one per worker, locked in {sandbox.LOCK_DIR}"),
-        ("cgroups", "v1 memory and pids writable: per-kernel memory and process limits" if sandbox.cgroups_writable()
-         else "not writable: prlimit limits only (data memory, processes)"),
+        ("cgroups", ("v1 memory and pids writable: per-kernel memory and process limits, each worker's memory"
+                     + (", per-kernel CPU share" if sandbox.cpu_cgroup_writable() else " (no CPU share: cpu not writable)"))
+         if sandbox.cgroups_writable() else "not writable: prlimit limits only (data memory, processes)"),
         ("network namespace", "yes: the kernel has loopback only" if sandboxed else "no (the sandbox is off)"),
         ("device policy", f"{cfg.DEVICE_POLICY}: kernels run on {grading_device()}"),
         ("GPU", _gpu()),

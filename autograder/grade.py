@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import course_config as cfg
-from autograder.results import (GRADER_ERROR, GradeRow, Task, auto_max, cell_seconds, fault_row, grader_fingerprint,
+from autograder.results import (GRADER_ERROR, GradeRow, Task, auto_max, fault_row, grader_fingerprint,
                                 graded_cells, write_json, write_task, zero_row)
 from autograder.submissions import Submission, find_submissions
 
@@ -117,7 +117,10 @@ def worker_context():
         from multiprocessing import forkserver
 
         _CONTEXT = multiprocessing.get_context("forkserver")
-        _CONTEXT.set_forkserver_preload(["autograder.worker", "nbgrader.apps", "autograder.execute"])
+        # torch too, with torch._dynamo, which its optimizers import on their first step (1.1 s): the
+        # judge compares tensors and computes reference trajectories in the worker
+        _CONTEXT.set_forkserver_preload(["autograder.worker", "nbgrader.apps", "autograder.execute", "torch",
+                                         "torch._dynamo"])
         forkserver.ensure_running()  # its imports overlap with the grader's own set-up
     return _CONTEXT
 
@@ -259,7 +262,6 @@ class Grader:
         with self.slot(canary=True) as slot:
             result = self._run_worker(submission, slot, folder)
         row = self.row_from_result(result)
-        notebook = folder / f"{CANARY_ID}.ipynb"
         if row.status != "graded" or row.score != row.max_score:
             lost = {cell: row.failed.get(cell, "; ".join(row.notes.get(cell, [])) or "0 points")
                     for cell in self.auto_ids if row.cells.get(cell) != cfg.POINTS[cell]}
@@ -268,7 +270,7 @@ class Grader:
             raise CanaryFailed(f"the reference solution ({cfg.REFERENCE_SUBMISSION.name}) did not earn full marks "
                                f"in this run's sandbox ({self.isolation}) on {self.device}: {why}. No student was "
                                f"graded; nbgrader's log: {folder / (CANARY_ID + '.log')}")
-        self.canary = Canary(row, cell_seconds(notebook) if notebook.is_file() else {})
+        self.canary = Canary(row, result.get("cell_seconds") or {})  # each graded cell, its judging included
         self.cell_timeouts = self.canary.cell_timeouts()
         self.submission_timeout = max(float(cfg.SUBMISSION_TIMEOUT_S), cfg.TIMEOUT_SCALE * row.seconds)
         return self.canary
@@ -334,7 +336,7 @@ class Grader:
         from dataclasses import asdict
 
         from autograder import sandbox
-        from autograder.worker import child_main
+        from autograder.worker import child_main, worker_cgroup
 
         uid = slot.uid
         sid = submission.student_id
@@ -348,6 +350,7 @@ class Grader:
         log_path = folder / f"{sid}.log"  # nbgrader's log, for the instructor
         limit = 2 * self.submission_timeout  # a submission with a timed-out cell is graded twice
         start = time.perf_counter()
+        process, out_of_memory = None, False
         try:
             process = worker_context().Process(target=child_main, args=(str(task_path), str(log_path)))
             process.start()
@@ -361,10 +364,15 @@ class Grader:
         finally:
             if uid is not None:
                 sandbox.kill_user(uid)
+            if process is not None and process.pid is not None:
+                out_of_memory = sandbox.oom_killed(worker_cgroup(process.pid))
+                sandbox.remove_cgroup(worker_cgroup(process.pid))
             task_path.unlink(missing_ok=True)
         if not result_path.is_file():
             log.warning("worker for %s failed (exit %s); its log: %s", sid, process.exitcode, log_path)
-            return {"student_id": sid, "grader_error": f"the grading worker crashed (exit {process.exitcode}) after "
+            why = f"ran out of its {cfg.WORKER_MEMORY_MB} MB (course_config.WORKER_MEMORY_MB)" if out_of_memory \
+                else f"crashed (exit {process.exitcode})"
+            return {"student_id": sid, "grader_error": f"the grading worker {why} after "
                                                        f"{time.perf_counter() - start:.0f} s; see {log_path}"}
         result = json.loads(result_path.read_text())
         result_path.unlink()

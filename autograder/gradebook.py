@@ -215,7 +215,7 @@ class ClassGradebook:
             return
         if manual_cell:  # nbgrader's own verdict: None (answered: a grader's turn) or 0 (left as released)
             grade.auto_score = ((records or {}).get("grades", {}).get(grade.name) or {}).get("auto_score")
-        else:  # the row's score: nbgrader's, after ShareCredit and the guard
+        else:  # the row's score: nbgrader's, from the judge's verdict
             grade.auto_score = row.cells.get(grade.name) or 0.0
         graded_by_hand = grade.manual_score is not None
         # nbgrader's rule (SaveAutoGrades), except that a manual score of an unchanged answer stays final

@@ -1,24 +1,26 @@
 """nbgrader preprocessors of this course: one small class, one job each.
 
 They slot into nbgrader's own pipelines (see ``autograder/settings.py``):
-``AssignPoints`` runs first in ``generate_assignment``; ``ShareCredit`` right after the
-execution in ``autograde``; ``StripHiddenTests`` and
-``RedactTestTracebacks`` run in ``generate_feedback``, so the HTML a student receives shows the
-visible tests and the instructor's assertion messages but no hidden test code.
+``AssignPoints`` runs first in ``generate_assignment``; ``RepairStructure`` among the sanitizing
+steps of ``autograde``, before nbgrader restores the locked cells; ``StripHiddenTests`` right
+before the execution (the kernel never receives a hidden test) and ``ScoreVerdicts`` right after
+it; ``StripGraderOnly`` and ``RedactTestTracebacks`` run in ``generate_feedback``.
 """
 from __future__ import annotations
 
-import re
+import json
+from pathlib import Path
 from typing import Any
 
 from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode, from_dict
 from nbgrader import utils
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
+from traitlets import Unicode
 
 import course_config as cfg
 from autograder.gradebook import GRADER_ONLY
-from autograder.results import NOTE_PREFIX
+from autograder.notebook_code import is_test_cell
 
 
 class AssignPoints(NbGraderPreprocessor):
@@ -42,10 +44,11 @@ class AssignPoints(NbGraderPreprocessor):
 
 
 class StripHiddenTests(ClearHiddenTests):
-    """Remove ``### BEGIN HIDDEN TESTS`` regions from test cells in feedback.
+    """Remove ``### BEGIN HIDDEN TESTS`` regions from test cells before they are executed.
 
-    nbgrader's ``ClearHiddenTests`` does this for the release; feedback is built from the
-    autograded notebook, whose test cells were restored *with* their hidden tests.
+    nbgrader restores each test cell from the gradebook, hidden tests included; the kernel runs the
+    visible tests only, and the grader runs the hidden ones outside it (``autograder/judge.py``).
+    nbgrader's ``ClearHiddenTests`` does the same for the release.
     """
 
     enforce_metadata = False
@@ -67,38 +70,82 @@ class RedactTestTracebacks(NbGraderPreprocessor):
         return cell, resources
 
 
-class ShareCredit(NbGraderPreprocessor):
-    """Give the cells of ``course_config.SHARE_CREDIT`` the share of their points their test printed.
+class ScoreVerdicts(NbGraderPreprocessor):
+    """Write each test cell's verdict, as the judge recorded it, as the cell's first output.
 
-    A multiple-choice test prints ``<question>: K of N options right``; each option is worth
-    1/N of the cell's points, which only the grader knows. Right after execution (before nbgrader
-    saves the grades) this step reads the last such line of the test cell's own output and sets
-    the cell's value to ``K / N x points``, which nbgrader takes as partial credit; a value the
-    cell showed itself is dropped. A test cell without the line and without an error scores 0
-    (its output was tampered with), with a note saying so.
+    nbgrader scores a test cell by its first error or ``execute_result`` output: the verdict comes
+    first, so nothing the kernel printed, displayed or raised after it is ever read as a score. A
+    full or partial verdict is an ``execute_result`` holding the points (nbgrader's partial
+    credit), a failed one an error with the test's message; a test cell the judge did not reach
+    scores 0.
     """
 
-    LINE = re.compile(r"(\d+) of (\d+) options right")
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
+        verdicts = resources.get("autograder", {}).get("verdicts", {})
+        for cell in nb.cells:
+            if is_test_cell(cell):
+                meta = cell.metadata["nbgrader"]
+                cell.outputs.insert(0, verdict_output(verdicts.get(meta["grade_id"]), float(meta["points"])))
+        return nb, resources
 
-    def preprocess_cell(self, cell: NotebookNode, resources: ResourcesDict, index: int) -> tuple[NotebookNode, ResourcesDict]:
-        if cell.cell_type != "code" or cell.metadata.get("nbgrader", {}).get("grade_id") not in cfg.SHARE_CREDIT:
-            return cell, resources
-        outputs = [o for o in cell.get("outputs", []) if o.get("output_type") != "execute_result"]
-        if any(o.get("output_type") == "error" for o in outputs):
-            cell.outputs = outputs  # nbgrader gives 0 for the error
-            return cell, resources
-        stdout = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stdout")
-        found = self.LINE.findall(stdout)
-        points = float(cell.metadata["nbgrader"]["points"])
-        right, total = map(int, found[-1]) if found else (0, 1)
-        if not found or not 0 <= right <= total or total == 0:
-            outputs.append(from_dict({"output_type": "stream", "name": "stdout",
-                                      "text": f"{NOTE_PREFIX}the test's result line is missing: 0 points\n"}))
-            right, total = 0, 1
-        outputs.append(from_dict({"output_type": "execute_result", "execution_count": None, "metadata": {},
-                                  "data": {"text/plain": f"{right / total * points:g}"}}))
-        cell.outputs = outputs
-        return cell, resources
+
+def verdict_output(verdict: dict | None, points: float) -> NotebookNode:
+    """The output that carries a verdict's points."""
+    if verdict is None:
+        return from_dict({"output_type": "error", "ename": "CellNotJudged", "evalue": "the grader could not judge "
+                          "this cell", "traceback": ["CellNotJudged: the grader could not judge this cell"]})
+    share = min(1.0, max(0.0, float(verdict["share"])))
+    if share == 0:
+        message = verdict.get("message") or "a hidden test failed"
+        return from_dict({"output_type": "error", "ename": "AssertionError", "evalue": message,
+                          "traceback": [f"AssertionError: {message}"]})
+    earned = share * points
+    text = "The grader's tests passed." if share == 1 else f"{verdict.get('message') or 'Partly right'}."
+    return from_dict({"output_type": "execute_result", "execution_count": None, "metadata": {},
+                      "data": {"text/plain": repr(earned),
+                               "text/markdown": f"**{text}** {earned:g} of {points:g} points."}})
+
+
+class RepairStructure(NbGraderPreprocessor):
+    """Give the submission the release's structure back before nbgrader reads it.
+
+    A cell with the grade id of a release cell gets that cell's nbgrader metadata back (grade,
+    solution, locked, points, cell type: a student's edit of them is undone); a cell whose grade id
+    the release does not have, or with nbgrader flags but no id, becomes an ordinary cell. Each
+    repair is noted in the cell's ``autograder_repaired`` metadata, which the executor turns into a
+    note (any such metadata the submission brought is removed first). Duplicated ids are nbgrader's
+    ``DeduplicateIds``'s, which runs before.
+    """
+
+    release_notebook = Unicode(str(cfg.RELEASE_NOTEBOOK), help="the release notebook students received").tag(config=True)
+
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
+        import nbformat
+
+        release = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]
+                   for c in nbformat.read(Path(self.release_notebook), as_version=4).cells
+                   if c.metadata.get("nbgrader", {}).get("grade_id")}
+        for cell in nb.cells:
+            cell.metadata.pop(REPAIRED, None)
+            meta = cell.metadata.get("nbgrader")
+            if meta is None:
+                continue
+            gid = meta.get("grade_id") if isinstance(meta, dict) else None
+            if not isinstance(gid, str) or gid not in release:
+                if isinstance(meta, dict) and any(meta.get(flag) for flag in ("grade", "solution", "locked", "task")):
+                    cell.metadata[REPAIRED] = (f"this cell's grading metadata (id {json.dumps(gid)[:80]}) is not the "
+                                               "assignment's: it was graded as an ordinary cell")
+                cell.metadata.pop("nbgrader")
+                continue
+            wanted = {k: v for k, v in release[gid].items() if k != "checksum"}
+            changed = sorted(k for k in set(meta) | set(wanted) if k != "checksum" and meta.get(k) != wanted.get(k))
+            if changed:
+                cell.metadata["nbgrader"] = {**wanted, **({"checksum": meta["checksum"]} if "checksum" in meta else {})}
+                cell.metadata[REPAIRED] = f"this cell's grading metadata ({', '.join(changed)}) was restored from the assignment"
+        return nb, resources
+
+
+REPAIRED = "autograder_repaired"  # cell metadata: what RepairStructure changed, for the executor's notes
 
 
 def redact_notebook(nb: NotebookNode) -> NotebookNode:

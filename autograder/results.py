@@ -122,32 +122,6 @@ def fault_row(student_id: str, reason: str, auto_ids: list[str], manual_ids: lis
     return GradeRow(student_id, None, auto_max(auto_ids), cells, f"{GRADER_ERROR}{reason}")
 
 
-def failed_cells(autograded_notebook: Path) -> dict[str, str]:
-    """Test cells that raised, with the message their assertion carried."""
-    failed = {}
-    for cell in nbformat.read(autograded_notebook, as_version=4).cells:
-        if is_test_cell(cell):
-            for output in cell.get("outputs", []):
-                if output.get("output_type") == "error":
-                    failed[cell.metadata["nbgrader"]["grade_id"]] = f"{output.get('ename')}: {output.get('evalue')}"
-    return failed
-
-
-def notes_of(autograded_notebook: Path) -> dict[str, list[str]]:
-    """The grader's own notes per cell (repairs before a test, time limits, cells not run)."""
-    notes: dict[str, list[str]] = {}
-    for index, cell in enumerate(nbformat.read(autograded_notebook, as_version=4).cells):
-        key = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
-        for output in cell.get("outputs", []):
-            text = output.get("text", "") if output.get("output_type") == "stream" else ""
-            found = [line[len(NOTE_PREFIX):] for line in text.splitlines() if line.startswith(NOTE_PREFIX)]
-            if output.get("output_type") == "error" and output.get("ename") == "CellNotRun":
-                found.append(output.get("evalue", ""))
-            if found:
-                notes.setdefault(key, []).extend(found)
-    return notes
-
-
 def cell_seconds(executed_notebook: Path, *, every_cell: bool = False) -> dict[str, float]:
     """grade id -> seconds each nbgrader cell took, from nbclient's timing metadata (``every_cell``:
     the other code cells too, as ``cell <index>``)."""

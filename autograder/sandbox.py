@@ -3,7 +3,7 @@
 The grader registers a kernelspec (``write_kernelspec``) whose command is this module; Jupyter
 starts it as root with the kernel's own command line after ``--``. It then
 
-1. moves itself into the submission's memory and process cgroups when the machine has
+1. moves itself into the submission's memory, process and CPU cgroups when the machine has
    writable cgroups (v1);
 2. execs bubblewrap (``bwrap``, the sandbox Flatpak relies on) which builds a new root from
    nothing: the system's ``/usr`` and the Python environment read-only, a few files of
@@ -61,8 +61,9 @@ class SandboxConfig:
     memory_bytes: int
     max_processes: int
     scratch_bytes: int  # size of the kernel's home and of its /tmp (memory, counted by the cgroup)
-    cgroup: str | None = None  # name under memory/ and pids/ when cgroups are writable
+    cgroup: str | None = None  # name under each of cgroup_controllers/ when cgroups are writable
     env: dict[str, str] = field(default_factory=dict)
+    cgroup_controllers: list[str] = field(default_factory=list)  # the ones the kernel joins
 
     def write(self, path: Path) -> Path:
         path.write_text(json.dumps(asdict(self), indent=1))
@@ -213,21 +214,56 @@ def cgroups_writable() -> bool:
     return all(os.access(CGROUP_ROOT / c, os.W_OK) for c in ("memory", "pids"))
 
 
-def create_cgroup(name: str, memory_bytes: int, max_processes: int) -> None:
-    """Create ``memory/<name>`` and ``pids/<name>`` with their limits (cgroup v1)."""
-    memory, pids = CGROUP_ROOT / "memory" / name, CGROUP_ROOT / "pids" / name
+def cpu_cgroup_writable() -> bool:
+    return os.access(CGROUP_ROOT / "cpu", os.W_OK) and (CGROUP_ROOT / "cpu" / "cpu.cfs_quota_us").exists()
+
+
+CFS_PERIOD_US = 100_000
+
+
+def create_cgroup(name: str, memory_bytes: int, max_processes: int | None = None, cpus: float | None = None) -> list[str]:
+    """Create ``memory/<name>`` (and ``pids/<name>``, ``cpu/<name>`` when asked and writable) with their
+    limits (cgroup v1); return the controllers made. ``cpus``: a CPU share (1.0 = one core's time)."""
+    made = ["memory"]
+    memory = CGROUP_ROOT / "memory" / name
     memory.mkdir(parents=True, exist_ok=True)
-    pids.mkdir(parents=True, exist_ok=True)
     (memory / "memory.limit_in_bytes").write_text(str(memory_bytes))
     swap = memory / "memory.memsw.limit_in_bytes"
     if swap.exists():
         swap.write_text(str(memory_bytes))
-    (pids / "pids.max").write_text(str(max_processes))
+    if max_processes is not None:
+        pids = CGROUP_ROOT / "pids" / name
+        pids.mkdir(parents=True, exist_ok=True)
+        (pids / "pids.max").write_text(str(max_processes))
+        made.append("pids")
+    if cpus is not None and cpu_cgroup_writable():
+        cpu = CGROUP_ROOT / "cpu" / name
+        cpu.mkdir(parents=True, exist_ok=True)
+        (cpu / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+        (cpu / "cpu.cfs_quota_us").write_text(str(max(1000, int(cpus * CFS_PERIOD_US))))
+        made.append("cpu")
+    return made
+
+
+def join_cgroup(name: str, controllers: list[str], pid: int | None = None) -> None:
+    """Move ``pid`` (default: this process) into ``<controller>/<name>`` for each controller."""
+    for controller in controllers:
+        (CGROUP_ROOT / controller / name / "cgroup.procs").write_text(str(pid or os.getpid()))
+
+
+def oom_killed(name: str) -> bool:
+    """Whether the kernel's OOM killer killed a process of ``memory/<name>``."""
+    try:
+        control = (CGROUP_ROOT / "memory" / name / "memory.oom_control").read_text()
+    except OSError:
+        return False
+    counts = dict(line.split() for line in control.splitlines() if len(line.split()) == 2)
+    return int(counts.get("oom_kill", 0)) > 0
 
 
 def remove_cgroup(name: str) -> None:
     """Kill what is left in the cgroup and remove it; quiet when it does not exist."""
-    for controller in ("memory", "pids"):
+    for controller in ("memory", "pids", "cpu"):
         path = CGROUP_ROOT / controller / name
         if not path.exists():
             continue
@@ -324,8 +360,7 @@ def launch(config_path: Path, kernel_argv: list[str]) -> None:
     """Join the cgroups, hand the kernel its connection file, and exec bwrap (never returns)."""
     config = SandboxConfig.read(config_path)
     if config.cgroup:
-        for controller in ("memory", "pids"):
-            (CGROUP_ROOT / controller / config.cgroup / "cgroup.procs").write_text(str(os.getpid()))
+        join_cgroup(config.cgroup, config.cgroup_controllers)
     index = kernel_argv.index("-f") + 1
     kernel_argv[index] = sandboxed_connection(kernel_argv[index], config.ipc, IPC_DIR, config.uid, config.gid,
                                               "connection.json")

@@ -48,6 +48,8 @@ def surprises(expectation: Expectation, row: GradeRow) -> list[str]:
     found = []
     if row.status != "graded":
         return [f"{expectation.name}: not graded ({row.status})"]
+    if row.notes:  # none of these tampers: a note would accuse honest work
+        found.append(f"{expectation.name}: grader notes on a submission that tampers with nothing: {row.notes}")
     for cell in sorted(expectation.lose):
         if row.cells.get(cell):
             found.append(f"{expectation.name}: {cell} scored {row.cells[cell]:g}, expected 0 ({expectation.label})")

@@ -13,7 +13,8 @@ from nbgrader.preprocessors import GetGrades
 from traitlets.config import Config
 
 import course_config as cfg
-from autograder.preprocessors import AssignPoints, RedactTestTracebacks, ShareCredit, StripGraderOnly, StripHiddenTests
+from autograder.preprocessors import (AssignPoints, RedactTestTracebacks, RepairStructure, ScoreVerdicts, StripGraderOnly,
+                                     StripHiddenTests)
 
 
 def nbgrader_config(course_root: Path | None = None) -> Config:
@@ -32,13 +33,17 @@ def nbgrader_config(course_root: Path | None = None) -> Config:
     c.GenerateFeedback.preprocessors = [GetGrades, StripGraderOnly, StripHiddenTests, RedactTestTracebacks,
                                         CSSHTMLHeaderPreprocessor]
     from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import Execute
+    from nbgrader.preprocessors import DeduplicateIds, Execute
 
     from autograder.execute import GuardedExecute
 
-    steps = []
+    sanitize = []  # the release's structure back before nbgrader restores the locked cells
+    for step in Autograde.class_traits()["sanitize_preprocessors"].default():
+        sanitize += [step, RepairStructure] if step is DeduplicateIds else [step]
+    c.Autograde.sanitize_preprocessors = sanitize
+    steps = []  # the kernel runs the visible tests; the grader judges the hidden ones and writes the verdicts
     for step in Autograde.class_traits()["autograde_preprocessors"].default():
-        steps += [GuardedExecute, ShareCredit] if step is Execute else [step]
+        steps += [StripHiddenTests, GuardedExecute, ScoreVerdicts] if step is Execute else [step]
     c.Autograde.autograde_preprocessors = steps
     c.Execute.timeout = cfg.CELL_TIMEOUT_S
     c.ExecutePreprocessor.timeout = cfg.CELL_TIMEOUT_S

@@ -154,6 +154,7 @@ def launch_config(path: Path, info: ZygoteInfo, config: sandbox.SandboxConfig | 
         # the variables of sandbox.INHERITED are read again at launch: nbgrader sets some just before
         settings.update(uid=config.uid, gid=config.gid, env=sandbox.kernel_environment(config),
                         inherit=list(sandbox.INHERITED), cgroup=config.cgroup,
+                        cgroup_controllers=config.cgroup_controllers,
                         limits={"RLIMIT_DATA": config.memory_bytes, "RLIMIT_NPROC": config.max_processes,
                                 "RLIMIT_NOFILE": 1024, "RLIMIT_CORE": 0})
     else:

@@ -22,11 +22,8 @@ import traceback
 from pathlib import Path
 
 import course_config as cfg
-from autograder.results import (NOTE_PREFIX, GraderFault, Task, failed_cells, graded_cells, notes_of, read_task,
-                                write_json)
+from autograder.results import NOTE_PREFIX, GraderFault, Task, graded_cells, read_task, write_json
 from autograder.settings import thread_env
-
-TIMEOUT_NOTE = "time limit"  # what the executor's notes say of a cell stopped at its limit
 
 
 def autograded_path(course: Path, kind: str, student_id: str) -> Path:
@@ -63,10 +60,11 @@ def sandbox_setup(task: Task, course: Path) -> tuple[dict, str | None, Path]:
     """Kernelspec and config of the sandboxed kernel; return (nbgrader config, cgroup, socket folder)."""
     from autograder import sandbox
 
-    cgroup = None
-    if sandbox.cgroups_writable():
+    cgroup, controllers = None, []
+    if sandbox.cgroups_writable():  # the kernel's memory, processes and CPU share (its threads' cores)
         cgroup = f"w4-grading/{task.student_id}-{os.getpid()}"
-        sandbox.create_cgroup(cgroup, cfg.KERNEL_MEMORY_MB * 2**20, cfg.KERNEL_MAX_PROCESSES)
+        controllers = sandbox.create_cgroup(cgroup, cfg.KERNEL_MEMORY_MB * 2**20, cfg.KERNEL_MAX_PROCESSES,
+                                            cpus=task.threads)
     if task.zygote:  # a folder of this submission's own in the slot's, which its zygote's kernels see
         ipc = Path(task.zygote["ipc"]) / f"k-{os.getpid()}"
         ipc.mkdir(mode=0o700)
@@ -77,7 +75,8 @@ def sandbox_setup(task: Task, course: Path) -> tuple[dict, str | None, Path]:
         uid=task.sandbox_uid, gid=task.sandbox_uid, readonly=sandbox.python_environment(),
         masked=sandbox.hidden_packages(), files=kernel_files(task, course), ipc=str(ipc),
         memory_bytes=cfg.KERNEL_MEMORY_MB * 2**20, max_processes=cfg.KERNEL_MAX_PROCESSES,
-        scratch_bytes=cfg.KERNEL_SCRATCH_MB * 2**20, cgroup=cgroup, env=thread_env(task.threads))
+        scratch_bytes=cfg.KERNEL_SCRATCH_MB * 2**20, cgroup=cgroup, env=thread_env(task.threads),
+        cgroup_controllers=controllers)
     jupyter = course / ".jupyter"
     if task.zygote:
         from autograder import warm
@@ -105,22 +104,23 @@ def warm_setup(task: Task, course: Path) -> dict:
     return {"GuardedExecute": {"kernel_name": sandbox.KERNEL_NAME}}
 
 
-def timed_out(notes: dict[str, list[str]]) -> list[str]:
-    """Cells the executor stopped at their time limit."""
-    return sorted(cell for cell, lines in notes.items() if any(TIMEOUT_NOTE in line for line in lines))
-
-
 def autograde_once(api, task: Task, course: Path) -> dict:
-    """One nbgrader autograde of the submission: cells, failures, notes (GraderFault if nbgrader fails)."""
+    """One nbgrader autograde of the submission: cells, failures, notes and timeouts, from the
+    scores nbgrader stored and the executor's own record (GraderFault if nbgrader fails)."""
+    import json
+
     import nbformat
 
+    record_path = course / "record.json"
+    record_path.unlink(missing_ok=True)
     outcome = api.autograde(cfg.ASSIGNMENT_ID, task.student_id, force=True, create=True)
     if not outcome.get("success"):
         print(outcome.get("log"), outcome.get("error"), sep="\n", file=sys.stderr)  # kept in <student>.log
         raise GraderFault("nbgrader autograde failed: " + cause(f"{outcome.get('log')}\n{outcome.get('error')}"))
+    record = json.loads(record_path.read_text())
     auto_ids, _ = graded_cells()
     notebook = autograded_path(course, "autograded", task.student_id) / f"{cfg.NOTEBOOK_NAME}.ipynb"
-    notes = notes_of(notebook)
+    notes = record["notes"]
     present = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nbformat.read(notebook, as_version=4).cells}
     for missing in sorted(set(auto_ids) - present):
         notes.setdefault(missing, []).append("this test cell is missing from the submission (deleted?): 0 points")
@@ -128,7 +128,9 @@ def autograde_once(api, task: Task, course: Path) -> dict:
 
     records = submission_records(api.coursedir.db_url, task.student_id)  # what nbgrader stored
     cells = {gid: float((records["grades"].get(gid) or {}).get("auto_score") or 0.0) for gid in auto_ids}
-    return {"cells": cells, "failed": failed_cells(notebook), "notes": notes, "gradebook": records}
+    failed = {gid: f"AssertionError: {v['message']}" for gid, v in record["verdicts"].items() if v["share"] == 0}
+    return {"cells": cells, "failed": failed, "notes": notes, "timeouts": record["timeouts"],
+            "cell_seconds": record["seconds"], "gradebook": records}
 
 
 def run(task: Task) -> dict:
@@ -145,6 +147,9 @@ def run(task: Task) -> dict:
     result: dict = {"student_id": task.student_id}
     cgroup, ipc = None, None
     try:
+        import torch
+
+        torch.set_num_threads(1)  # the judge's own tensors are tiny: the cores are the kernel's
         venv_on_path()
         # the repo for the sandbox's own commands, whatever the cwd; an install found through
         # PYTHONPATH (pip --target, as on a GPU machine) stays visible to unsandboxed kernels
@@ -154,7 +159,12 @@ def run(task: Task) -> dict:
         course = prepare_course(task)
         config = nbgrader_config(course)
         config.Execute.timeout = config.ExecutePreprocessor.timeout = int(task.default_timeout)
-        config.merge(Config({"GuardedExecute": {"cell_timeouts": task.cell_timeouts}}))
+        template = Path(task.template)
+        notebook = Path(cfg.ASSIGNMENT_ID) / f"{cfg.NOTEBOOK_NAME}.ipynb"
+        config.merge(Config({"GuardedExecute": {"cell_timeouts": task.cell_timeouts,
+                                                "source_notebook": str(template / "source" / notebook),
+                                                "record_path": str(course / "record.json")},
+                             "RepairStructure": {"release_notebook": str(template / "release" / notebook)}}))
         if task.sandbox_uid is not None:
             extra, cgroup, ipc = sandbox_setup(task, course)
             config.merge(Config(extra))
@@ -167,13 +177,13 @@ def run(task: Task) -> dict:
         phases = {"prepare": time.perf_counter() - start}
         graded = autograde_once(api, task, course)
         phases["autograde"] = time.perf_counter() - start - sum(phases.values())
-        first_timeouts = timed_out(graded["notes"])
+        first_timeouts = graded["timeouts"]
         if first_timeouts:  # the machine may have been busy: grade again, keep the second attempt
             retry = f"{', '.join(first_timeouts)} ran past the time limit, so the notebook was graded a second time"
             graded = autograde_once(api, task, course)
             for cell in first_timeouts:
                 graded["notes"].setdefault(cell, []).append(
-                    retry + ("; it ran past the limit again" if cell in timed_out(graded["notes"]) else ""))
+                    retry + ("; it ran past the limit again" if cell in graded["timeouts"] else ""))
             graded["retried"] = True
         result.update(graded)
         feedback = api.generate_feedback(cfg.ASSIGNMENT_ID, task.student_id, force=True)
@@ -224,15 +234,27 @@ def cause(text: str) -> str:
     return lines[-1].strip()[:300] if lines else "no message"
 
 
+def worker_cgroup(pid: int) -> str:
+    """The memory cgroup of the worker process ``pid`` (``grade.py`` removes it when the worker ends)."""
+    return f"w4-grading/worker-{pid}"
+
+
 def child_main(task_path: str, log_path: str) -> None:
-    """Entry point of a worker forked by ``grade.py``: own session (killed as a group), own log."""
+    """Entry point of a worker forked by ``grade.py``: own session (killed as a group), own log, own
+    memory cgroup where cgroups are writable."""
+    from autograder import sandbox
+
     os.setsid()  # the grader kills the whole group on a timeout, kernel included
+    task = read_task(Path(task_path))
+    if task.sandbox_uid is not None and sandbox.cgroups_writable():  # sandboxed kernels leave it for their own
+        name = worker_cgroup(os.getpid())
+        sandbox.join_cgroup(name, sandbox.create_cgroup(name, cfg.WORKER_MEMORY_MB * 2**20))
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
     sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
-    run(read_task(Path(task_path)))
+    run(task)
 
 
 if __name__ == "__main__":

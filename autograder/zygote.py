@@ -384,8 +384,11 @@ def launch(socket_path: str, config_path: str, connection_file: str) -> int:
     send(conn, request)
     pid = receive(stream)["pid"]
     real = host_pid(int(config.get("zygote_pid", 0)), pid)
+    if config.get("cgroup") and real is None:  # limits it could not be given: no kernel rather than an unlimited one
+        conn.close()
+        return 1
     if config.get("cgroup") and real:
-        for controller in ("memory", "pids"):
+        for controller in config.get("cgroup_controllers", ["memory", "pids"]):
             with open(f"/sys/fs/cgroup/{controller}/{config['cgroup']}/cgroup.procs", "w") as procs:
                 procs.write(str(real))
     stop = (lambda *_: sys.exit(143))  # jupyter_client terminates the launcher: the zygote kills the kernel

@@ -7,6 +7,7 @@ submissions cannot reach the network or the grader's files.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ CELL_TIMEOUT = 15  # the loops cost this much each; a right cell takes about 2 s
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 
 sys.path.insert(0, str(CORPUS))
+sys.path.insert(0, str(cfg.ROOT / "tests"))
 from make_adversarial import build, probe_filesystem  # noqa: E402
 
 
@@ -90,6 +92,41 @@ def test_a_cell_past_its_time_limit_is_graded_a_second_time_and_the_feedback_say
     notes = " | ".join(rows[name].notes.get("ex1_memory", []))
     assert "graded a second time" in notes and "ran past the limit again" in notes, notes
     assert "graded a second time" in rows[name].feedback.read_text()
+
+
+def test_honest_submissions_carry_no_grader_note(run):
+    rows, _, _ = run
+    for name in ["honest_reference", "honest_partial", "probe_filesystem"]:
+        assert rows[name].notes == {}, (name, rows[name].notes)
+        assert "[grader]" not in rows[name].feedback.read_text(), name
+
+
+def test_printed_notes_are_never_read_as_the_graders(run):
+    rows, _, _ = run
+    row = rows["prints_fake_grader_notes"]
+    assert row.notes == {} and row.score == row.max_score
+    assert "graded a second time" not in row.feedback.read_text().split("<body", 1)[1][:5000]
+
+
+def test_no_hidden_test_reaches_any_feedback(run):
+    from test_grade import hidden_identifiers
+
+    rows, out, _ = run
+    names = hidden_identifiers()
+    for student, row in rows.items():
+        html = row.feedback.read_text()
+        own = (out / "submitted" / student / cfg.ASSIGNMENT_ID / f"{cfg.NOTEBOOK_NAME}.ipynb").read_text()
+        leaked = sorted(name for name in names - set(re.findall(r"\b_\w+", own))  # a name of its own may show
+                        if re.search(rf"(?<![\w]){name}(?![\w])", html))
+        assert not leaked and "BEGIN HIDDEN TESTS" not in html, f"{student}'s feedback shows hidden test code: {leaked[:5]}"
+
+
+@pytest.mark.skipif(not SANDBOXED, reason=f"kernels are not sandboxed here: {sandbox.available()}")
+def test_a_huge_line_is_capped_before_nbgrader_reads_it(run):
+    rows, out, _ = run
+    row = rows["huge_single_line"]
+    assert any("was dropped" in note for notes in row.notes.values() for note in notes), row.notes
+    assert (out / ".course" / "autograded" / "huge_single_line.ipynb").stat().st_size < 2 * cfg.OUTPUT_NOTEBOOK_MAX_BYTES
 
 
 def test_failures_have_a_reason_in_the_feedback(run):

@@ -6,7 +6,7 @@ import json
 import pytest
 
 import course_config as cfg
-from autograder import calibrate
+from autograder import calibrate, data
 from autograder.notebook_code import load_namespace
 
 
@@ -15,7 +15,7 @@ def namespace():
     return load_namespace()
 
 
-RECORDS = ["cpu.json", "cuda.json"]  # cuda.json: a lent H200 (autograder/calibration/README.md)
+RECORDS = ["cpu.json", "cuda.json"]  # cuda.json: an H200 (autograder/calibration/README.md)
 
 
 @pytest.mark.parametrize("record", RECORDS)
@@ -32,6 +32,8 @@ def test_recorded_calibration_covers_enough_seeds_and_all_pass(namespace, record
 def test_recorded_calibration_used_the_notebook_thresholds_of_today(namespace, record):
     report = json.loads((cfg.CALIBRATION_DIR / record).read_text())
     assert report["settings"] == namespace["CONVERGENCE"]
+    assert report["evaluation"] == {"on": calibrate.EVALUATION, "sha256": data.read_checksums(cfg.HELDOUT_DIR)}, \
+        "the held-out images changed since the calibration: run `python -m autograder calibrate`"
     for run in report["runs"]:
         target = namespace["CONVERGENCE_TARGETS"][run["target"]]
         assert (run["max_loss"], run["min_accuracy"]) == (target["max_loss"], target["min_accuracy"]), \

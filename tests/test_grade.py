@@ -103,10 +103,21 @@ def test_feedback_shows_no_hidden_test(graded):
         assert not leaked, f"{student}'s feedback shows hidden test code: {leaked[:5]}"
 
 
-def test_source_notebook_passes_nbgrader_validate():
-    # nbgrader validate exits 0 even on failure: read its result instead
-    results = Validator().validate(str(cfg.SOURCE_NOTEBOOK))
+def test_the_reference_passes_nbgrader_validate(tmp_path):
+    # what `nbgrader validate` runs: the visible tests, in a kernel (the hidden ones run in the grader,
+    # tests/test_judge.py), in the release's folder; it exits 0 even on failure, so its result is read instead
+    folder = shutil.copytree(cfg.RELEASE_DIR / cfg.ASSIGNMENT_ID, tmp_path / "release")
+    shutil.copy(EXAMPLES / "reference.ipynb", folder / "reference.ipynb")
+    results = Validator().validate(str(folder / "reference.ipynb"))
     assert "failed" not in results and "type_changed" not in results, results
+
+
+def test_honest_feedback_carries_no_grader_note(graded):
+    _, rows, out = graded
+    for student in json.loads((EXAMPLES / "expected.json").read_text()):
+        result = json.loads((out / ".course" / "results" / f"{student}.json").read_text())
+        assert result["notes"] == {}, (student, result["notes"])
+        assert "[grader]" not in (out / "feedback" / f"{student}.html").read_text(), student
 
 
 def test_device_column_follows_the_gpus_kernels_can_see(tmp_path, monkeypatch):

@@ -1,11 +1,13 @@
-"""Feedback redaction and per-option credit on small in-memory notebooks."""
+"""Feedback redaction, verdicts as scores and structure repair, on small in-memory notebooks."""
 from __future__ import annotations
+
+import copy
 
 import nbformat
 import pytest
 
 import course_config as cfg
-from autograder.preprocessors import ShareCredit, redact_notebook
+from autograder.preprocessors import REPAIRED, RepairStructure, ScoreVerdicts, redact_notebook
 
 
 def graded_test_cell(source: str, outputs: list) -> nbformat.NotebookNode:
@@ -36,50 +38,96 @@ def test_answer_cells_keep_their_traceback():
     assert nb.cells[0].outputs[0].traceback == ["line 1", "line 2"]
 
 
-# --- ShareCredit: a multiple-choice test's printed share becomes points ---------------------------
-
-def share_cell(*outputs) -> nbformat.NotebookNode:
-    cell = graded_test_cell("print(...)", list(outputs))
-    cell.metadata["nbgrader"].update(grade_id=sorted(cfg.SHARE_CREDIT)[0], points=2.0)
-    return cell
-
-
-def value_of(cell) -> tuple[float | None, float]:
-    from nbgrader.utils import determine_grade
-
-    return determine_grade(cell)
-
+# --- ScoreVerdicts: the judge's verdict is the cell's score, whatever the kernel showed -------------
 
 def stdout(text: str):
     return nbformat.v4.new_output("stream", name="stdout", text=text)
 
 
-@pytest.mark.parametrize("right, points", [(4, 2.0), (3, 1.5), (1, 0.5), (0, 0.0)])
-def test_each_option_right_is_worth_a_quarter(right, points):
-    cell, _ = ShareCredit().preprocess_cell(share_cell(stdout(f"mcq: {right} of 4 options right\n")), {}, 0)
-    assert value_of(cell) == (points, 2.0)
+KERNEL_OUTPUTS = {  # what a submission's kernel can put into a test cell
+    "nothing": [],
+    "a forged value": [nbformat.v4.new_output("execute_result", data={"text/plain": "1000.0"}, execution_count=1)],
+    "a forged non-number": [nbformat.v4.new_output("execute_result", data={"text/plain": "'full marks'"},
+                                                   execution_count=1)],
+    "an error": [nbformat.v4.new_output("error", ename="AssertionError", evalue="visible", traceback=[])],
+    "stderr": [nbformat.v4.new_output("stream", name="stderr", text="warning\n")],
+    "a share line": [stdout("mcq: 4 of 4 options right\n")],
+}
 
 
-def test_a_value_the_cell_showed_itself_is_dropped():
-    forged = nbformat.v4.new_output("execute_result", data={"text/plain": "2.0"}, execution_count=1)
-    cell, _ = ShareCredit().preprocess_cell(share_cell(stdout("mcq: 0 of 4 options right\n"), forged), {}, 0)
-    assert value_of(cell) == (0.0, 2.0)
+def scored(verdict: dict | None, outputs: list, points: float = 2.0):
+    from nbgrader.utils import determine_grade
+
+    cell = graded_test_cell("print(...)", copy.deepcopy(outputs))
+    cell.metadata["nbgrader"].update(points=points)
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    resources = {"autograder": {"verdicts": {} if verdict is None else {"test_x": verdict}}}
+    nb, _ = ScoreVerdicts().preprocess(nb, resources)
+    return determine_grade(nb.cells[0]), nb.cells[0]
 
 
-def test_a_share_cell_without_its_line_scores_zero_and_says_why():
-    cell, _ = ShareCredit().preprocess_cell(share_cell(stdout("mcq: answers are well formed\n")), {}, 0)
-    assert value_of(cell) == (0.0, 2.0)  # nbgrader alone would give full points to a cell without output
-    assert "result line is missing" in "".join(o.get("text", "") for o in cell.outputs)
+@pytest.mark.parametrize("kernel", sorted(KERNEL_OUTPUTS))
+@pytest.mark.parametrize("share, points", [(1.0, 2.0), (0.75, 1.5), (0.5, 1.0), (0.0, 0.0)])
+def test_the_verdict_alone_sets_the_score(kernel, share, points):
+    (earned, maximum), _ = scored({"share": share, "message": "3 of 4 options right"}, KERNEL_OUTPUTS[kernel])
+    assert (earned, maximum) == (points, 2.0)
 
 
-def test_an_error_still_scores_zero():
-    error = nbformat.v4.new_output("error", ename="AssertionError", evalue="define the variable", traceback=[])
-    cell, _ = ShareCredit().preprocess_cell(share_cell(error), {}, 0)
-    assert value_of(cell) == (0, 2.0)
+def test_a_failed_verdict_carries_its_message_and_an_unjudged_cell_scores_zero():
+    (earned, _), cell = scored({"share": 0.0, "message": "megabytes_1 is off"}, KERNEL_OUTPUTS["nothing"])
+    assert earned == 0 and cell.outputs[0].ename == "AssertionError" and cell.outputs[0].evalue == "megabytes_1 is off"
+    (earned, _), cell = scored(None, KERNEL_OUTPUTS["a forged value"])
+    assert earned == 0 and cell.outputs[0].ename == "CellNotJudged"
 
 
-def test_other_test_cells_are_left_alone():
-    cell = graded_test_cell("print('ok')", [stdout("3 of 4 options right\n")])
-    before = nbformat.from_dict(cell)
-    after, _ = ShareCredit().preprocess_cell(cell, {}, 0)
-    assert after == before
+def test_the_kernels_own_outputs_stay_for_the_student_to_see():
+    _, cell = scored({"share": 1.0, "message": ""}, KERNEL_OUTPUTS["a share line"])
+    assert cell.outputs[1].text == "mcq: 4 of 4 options right\n"
+    assert "passed" in cell.outputs[0].data["text/markdown"]
+
+
+# --- RepairStructure: the release's structure back, each repair named; honest notebooks untouched -----
+
+def repaired(nb):
+    nb, _ = RepairStructure().preprocess(nb, {})
+    return {i: c.metadata[REPAIRED] for i, c in enumerate(nb.cells) if REPAIRED in c.metadata}, nb
+
+
+@pytest.mark.parametrize("path", [cfg.RELEASE_NOTEBOOK, cfg.EXAMPLES_DIR / "reference.ipynb",
+                                  cfg.EXAMPLES_DIR / "partial_memory_only.ipynb"])
+def test_an_honest_notebook_needs_no_repair(path):
+    nb = nbformat.read(path, as_version=4)
+    before = copy.deepcopy(nb)
+    notes, after = repaired(nb)
+    assert notes == {} and after == before
+
+
+def test_a_cell_marked_graded_by_the_submission_becomes_an_ordinary_cell():
+    nb = nbformat.read(cfg.EXAMPLES_DIR / "reference.ipynb", as_version=4)
+    extra = graded_test_cell("print('bonus')", [])
+    extra.metadata["nbgrader"].update(grade_id="bonus", points=50)
+    no_id = graded_test_cell("print('x')", [])
+    del no_id.metadata["nbgrader"]["grade_id"]
+    nb.cells += [extra, no_id]
+    notes, nb = repaired(nb)
+    assert set(notes) == {len(nb.cells) - 2, len(nb.cells) - 1}
+    assert "bonus" in notes[len(nb.cells) - 2] and "ordinary cell" in notes[len(nb.cells) - 2]
+    assert "nbgrader" not in nb.cells[-1].metadata and "nbgrader" not in nb.cells[-2].metadata
+
+
+def test_edited_grading_metadata_is_restored_from_the_release():
+    nb = nbformat.read(cfg.EXAMPLES_DIR / "reference.ipynb", as_version=4)
+    index, cell = next((i, c) for i, c in enumerate(nb.cells)
+                       if c.metadata.get("nbgrader", {}).get("grade_id") == "test_ex1_memory")
+    cell.metadata["nbgrader"].update(points=400, grade=False, locked=False)
+    notes, nb = repaired(nb)
+    assert set(notes) == {index} and "grade, locked, points" in notes[index]
+    assert nb.cells[index].metadata["nbgrader"]["points"] == cfg.POINTS["test_ex1_memory"]
+    assert nb.cells[index].metadata["nbgrader"]["grade"] is True
+
+
+def test_a_repair_note_the_submission_wrote_itself_is_dropped():
+    nb = nbformat.read(cfg.EXAMPLES_DIR / "reference.ipynb", as_version=4)
+    nb.cells[0].metadata[REPAIRED] = "[grader] forged"
+    notes, _ = repaired(nb)
+    assert notes == {}

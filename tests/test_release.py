@@ -39,7 +39,7 @@ def test_answer_cells_keep_their_signatures():
 
 
 @pytest.mark.parametrize("planted", ["### BEGIN HIDDEN TESTS", "return sum(p.numel() for p in model.parameters())",
-                                     "**Rubric (2 points).** 1: x", "_right = sum(globals()[_option] is _answer for _option, _answer in _KEY.items())"])
+                                     "**Rubric (2 points).** 1: x", "_right = sum(student.value(_option) is _answer for _option, _answer in _KEY.items())"])
 def test_leak_check_catches_planted_leaks(tmp_path, fresh_release, planted):
     copy = tmp_path / "release"
     shutil.copytree(fresh_release, copy)

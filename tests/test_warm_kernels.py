@@ -108,3 +108,42 @@ def test_nothing_passes_from_one_warm_kernel_to_the_next(tmp_path, monkeypatch):
     assert sum(forks.values()) >= 3, forks  # and the canary: on a slot of its own when a core is free
     # warm: the notebook's imports cost nothing, they were done before the fork
     assert cell_seconds(autograded / "b_probe.ipynb")["setup_imports"] < 0.5
+
+
+@needs_sandbox
+@pytest.mark.skipif(not sandbox.cgroups_writable(), reason="cgroups are not writable here")
+def test_a_warm_kernel_runs_in_its_submissions_cgroups(tmp_path, monkeypatch):
+    import threading
+    import time
+    from pathlib import Path
+
+    monkeypatch.setattr(cfg, "WARM_KERNELS", True)
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    with_cell("import time\ntime.sleep(6)", "sleeper", submissions)
+    seen: dict[str, set[int]] = {}
+    done = threading.Event()
+
+    def watch():  # which of the grading cgroups ever hold a process of a kernel user
+        while not done.is_set():
+            for controller in ("memory", "pids", "cpu"):
+                for procs in Path(sandbox.CGROUP_ROOT, controller, "w4-grading").glob("sleeper-*/cgroup.procs"):
+                    for pid in procs.read_text().split():
+                        try:
+                            uid = int(Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0])
+                        except (OSError, IndexError):
+                            continue
+                        seen.setdefault(controller, set()).add(uid)
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        rows = grade(submissions, tmp_path / "out", workers=1)
+    finally:
+        done.set()
+        watcher.join()
+    assert rows[0].score == 21
+    wanted = {"memory", "pids"} | ({"cpu"} if sandbox.cpu_cgroup_writable() else set())
+    # the kernel's own user in each (beside root: the zygote's child that forked the kernel and waits for it)
+    assert all(any(uid >= cfg.SANDBOX_UID_BASE for uid in seen.get(c, ())) for c in wanted), seen

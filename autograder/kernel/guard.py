@@ -12,8 +12,14 @@ from the grader's notes.
   code has run); every time, it snapshots the names that cell defined (deep copies for data, the
   code object of functions, class dicts);
 - ``restore()``, before each locked cell: puts every snapshot back, resets IPython's input and
-  AST transformers, custom exception handlers, event callbacks and trace hooks, and returns the
-  JSON list of what it had to repair, which the grader reports as tampering.
+  AST transformers, custom exception handlers, event callbacks and trace hooks, and the methods of
+  the shell and the kernel objects (``transform_cell``, ``run_cell``, ``do_execute``...) that a
+  submission replaced on the object itself; returns the JSON list of what it had to repair,
+  which the grader reports as tampering.
+
+``record`` and ``restore`` are both called the same way (an expression evaluated outside any
+cell), so that both see the same display machinery: IPython swaps ``sys.displayhook`` while a
+cell runs.
 
 Standard library only.
 """
@@ -83,6 +89,20 @@ def _restore_class(cls: type, saved: dict, repaired: list[str]) -> None:
             pass
 
 
+def _restore_methods(obj, saved: dict, label: str, repaired: list[str]) -> None:
+    """Undo what replaced a method of ``obj``'s class on the object itself (``ip.transform_cell = f``);
+    the data attributes the object changes as it runs are left alone."""
+    for key, value in list(vars(obj).items()):
+        if not callable(getattr(type(obj), key, None)) or isinstance(getattr(type(obj), key, None), type):
+            continue
+        if key not in saved:
+            delattr(obj, key)
+            repaired.append(f"{label}.{key}")
+        elif value is not saved[key]:
+            setattr(obj, key, saved[key])
+            repaired.append(f"{label}.{key}")
+
+
 class Guard:
     """Snapshots and restores one kernel's libraries, given names and IPython machinery."""
 
@@ -96,6 +116,7 @@ class Guard:
         self.names: dict = {}
         self.ip_state = None
         self.display = None
+        self.objects: dict = {}  # label -> (object, its instance attributes), the shell's and the kernel's
 
     def _thaw(self, frozen):
         kind = frozen[0]
@@ -165,6 +186,9 @@ class Guard:
             self.ip_state = (list(ip.input_transformers_cleanup), list(ip.input_transformers_post),
                              list(ip.ast_transformers), {k: list(v) for k, v in ip.events.callbacks.items()})
             self.display = self._display_state()
+            for label, obj in (("IPython shell", ip), ("kernel", getattr(ip, "kernel", None))):
+                if obj is not None and hasattr(obj, "__dict__"):
+                    self.objects[label] = (obj, dict(vars(obj)))
         for name in defined:
             if name in ip.user_ns:
                 self.names[name] = _freeze(ip.user_ns[name])
@@ -210,6 +234,8 @@ class Guard:
                 current[:] = kept
         if self.display is not None:
             self._restore_display(self.display, repaired)
+        for label, (obj, saved) in self.objects.items():
+            _restore_methods(obj, saved, label, repaired)
         if ip.custom_exceptions:
             repaired.append("IPython custom exception handler")
             ip.set_custom_exc((), None)

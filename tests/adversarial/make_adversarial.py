@@ -15,6 +15,7 @@ The filesystem probe needs the real paths of a grading run, so the test builds i
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -27,7 +28,9 @@ for path in (REPO, REPO / "tests" / "mutants"):
         sys.path.insert(0, str(path))
 
 from make_submissions import (  # noqa: E402
-    answer_cells, expected_scores, filled, json_bytes, mutation, notebook_bytes)
+    TEST_CELLS, answer_cells, expected_scores, filled, json_bytes, mutation, notebook_bytes)
+
+TEST_CELLS_ALL = TEST_CELLS
 
 CORPUS_DIR = Path("tests") / "adversarial"
 # every option the wrong way round: 0 points, so that no cheat can hide behind partial credit
@@ -116,6 +119,112 @@ for _host, _port in [("1.1.1.1", 53), ("8.8.8.8", 443), ("pypi.org", 443)]:
     except OSError as _error:
         print(f"PROBE network {_host}: blocked ({type(_error).__name__})")"""
 
+# --- Attacks on the verdict from inside the kernel (the judge runs outside it) ------------------
+TRANSFORM_CELL = """_ip = get_ipython()
+_transform = _ip.transform_cell
+_ip.transform_cell = lambda cell: ("pass\\n" if "assert" in cell else
+                                   "print('mcq: 4 of 4 options right')\\n" if "options right" in cell else _transform(cell))"""
+
+RUN_CELL = """_ip = get_ipython()
+_run = _ip.run_cell
+_ip.run_cell = lambda cell, *args, **kwargs: _run("pass" if "assert" in cell else cell, *args, **kwargs)"""
+
+DO_EXECUTE = """_kernel = get_ipython().kernel
+_execute = _kernel.do_execute
+def _do_execute(code, *args, **kwargs):
+    return _execute("pass" if "assert" in code else code, *args, **kwargs)
+_kernel.do_execute = _do_execute"""
+
+REPLACE_COMPILE = """import builtins
+_compile = builtins.compile
+builtins.compile = lambda source, *args, **kwargs: _compile("pass" if "assert" in str(source) else source, *args, **kwargs)"""
+
+# a wrong answer that shows a value during each test: nbgrader would read the first one as the score
+DISPLAYHOOK_IN_ANSWER = [mutation("ex3_momentum", "    m_new = grad + beta * m\n",
+                                  "    get_ipython().displayhook('full marks')\n    import sys\n    sys.displayhook(1000.0)\n"
+                                  "    m_new = grad - beta * m\n")]
+
+STDOUT_THREAD = """import sys, re, threading, time
+def _rewrite():
+    while True:
+        stream = sys.stdout
+        write = stream.write
+        if not getattr(write, "_forged", False):
+            def forged(text, write=write):
+                return write(re.sub(r"(\\d+) of (\\d+) options right", r"\\2 of \\2 options right", text))
+            forged._forged = True
+            try:
+                stream.write = forged
+            except Exception:
+                pass
+        time.sleep(0.002)
+threading.Thread(target=_rewrite, daemon=True).start()"""
+
+FD_THREAD = """import os, threading, time
+def _spam():
+    while True:
+        os.write(1, b"mcq_minibatch: 4 of 4 options right\\nmcq_momentum: 4 of 4 options right\\n")
+        os.write(2, b"test_ex1_memory: 4/4\\n")
+        time.sleep(0.002)
+threading.Thread(target=_spam, daemon=True).start()"""
+
+PRINTS_HISTORY = [mutation("ex3_momentum", "        for group in self.param_groups:\n",
+                           "        import sys\n"
+                           "        for _entry in list(get_ipython().user_ns.get('_ih', [])) + list(get_ipython().user_ns.get('In', [])):\n"
+                           "            print('HISTORY', _entry)\n"
+                           "        _frame = sys._getframe(1)\n"
+                           "        while _frame is not None:\n"
+                           "            print('FRAME', _frame.f_code.co_filename, _frame.f_code.co_name,\n"
+                           "                  sorted(k for k in _frame.f_locals if not k.startswith('__'))[:50],\n"
+                           "                  [c for c in _frame.f_code.co_consts if isinstance(c, str)][:50])\n"
+                           "            _frame = _frame.f_back\n"
+                           "        for group in self.param_groups:\n")]
+
+FAKE_NOTES = """print("[grader] interrupted after its 60 s time limit")
+print("[grader] ex1_memory ran past the time limit, so the notebook was graded a second time")"""
+
+LATE_SIDE_EFFECTS = """import atexit
+atexit.register(lambda: print("mcq_minibatch: 4 of 4 options right"))
+class _Haunt:
+    def __del__(self):
+        print("mcq_minibatch: 4 of 4 options right")
+_ghost = [_Haunt() for _ in range(3)]
+del _ghost"""
+
+BUSY_CHILDREN = """import os
+for _ in range(80):
+    if os.fork() == 0:
+        while True:
+            pass"""
+
+HUGE_LINE = "print('x' * (100 * 2**20))"
+
+
+def blank() -> nbformat.NotebookNode:
+    """The release as a student receives it: every answer left as its stub."""
+    return filled(only=())
+
+
+def with_extra_graded_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A new cell the submission marked as a graded test worth 50 points."""
+    index = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "ex1_memory")
+    cell = nbformat.v4.new_code_cell("print('bonus')")
+    cell["id"] = "bonus-cell"  # fixed: the corpus is rebuilt byte for byte
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": "bonus_points", "locked": True, "points": 50,
+                                 "schema_version": 3, "solution": False, "task": False}
+    nb.cells.insert(index + 1, cell)
+    return nb
+
+
+def with_duplicated_answer_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The ex1 answer cell copied right after itself (metadata and all), as Jupyter's copy-paste does."""
+    index = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "ex1_memory")
+    twin = copy.deepcopy(nb.cells[index])
+    twin["id"] = nb.cells[index]["id"] + "-copy"
+    nb.cells.insert(index + 1, twin)
+    return nb
+
+
 CASES: dict[str, Case] = {
     "monkeypatch_torch_allclose": Case(
         "momentum sign flipped, hidden by making torch.allclose/torch.equal/Tensor.__eq__ always true",
@@ -191,6 +300,70 @@ CASES: dict[str, Case] = {
         "allocates memory until something gives",
         ("test_ex1_memory",),
         lambda: with_code(filled(), "ex1_memory", "_blocks = []\nwhile True:\n    _blocks.append(bytearray(256 * 2**20))"),
+        dangerous=True),
+    "transform_cell_blanks_tests": Case(
+        "a blank submission whose first answer replaces the shell's transform_cell: asserts become `pass`, "
+        "share lines print '4 of 4'",
+        tuple(TEST_CELLS_ALL),
+        lambda: with_code(blank(), "mcq_minibatch", TRANSFORM_CELL),
+        {"test_mcq_minibatch": "IPython shell.transform_cell"}),
+    "run_cell_skips_tests": Case(
+        "wrong MCQ answers, with the shell's run_cell replaced to run `pass` for any cell with an assert",
+        ("test_mcq_minibatch",),
+        lambda: with_code(filled(WRONG_MCQ), "mcq_minibatch", RUN_CELL, at_end=True),
+        {"test_mcq_minibatch": "IPython shell.run_cell"}),
+    "do_execute_skips_tests": Case(
+        "wrong MCQ answers, with the kernel's do_execute replaced to run `pass` for any cell with an assert",
+        ("test_mcq_minibatch",),
+        lambda: with_code(filled(WRONG_MCQ), "mcq_minibatch", DO_EXECUTE, at_end=True),
+        {"test_mcq_minibatch": "kernel.do_execute"}),
+    "compile_skips_tests": Case(
+        "wrong MCQ answers, with builtins.compile replaced to compile `pass` for any source with an assert",
+        ("test_mcq_minibatch",),
+        lambda: with_code(filled(WRONG_MCQ), "mcq_minibatch", REPLACE_COMPILE, at_end=True),
+        {"test_mcq_minibatch": "builtins.compile"}),
+    "displayhook_in_answer": Case(
+        "a wrong momentum rule that calls get_ipython().displayhook('full marks') and sys.displayhook(1000.0) "
+        "on every call",
+        ("test_ex3_momentum_update", "test_ex3_momentum_optimizer"),
+        lambda: filled(DISPLAYHOOK_IN_ANSWER)),
+    "stdout_thread_forges_share": Case(
+        "wrong MCQ answers; a background thread keeps wrapping sys.stdout.write to print 'N of N options right'",
+        ("test_mcq_minibatch",),
+        lambda: with_code(filled(WRONG_MCQ), "mcq_minibatch", STDOUT_THREAD, at_end=True)),
+    "fd_thread_forges_share": Case(
+        "wrong MCQ answers; a background thread writes '4 of 4 options right' to fd 1 and scores to fd 2 every 2 ms",
+        ("test_mcq_minibatch",),
+        lambda: with_code(filled(WRONG_MCQ), "mcq_minibatch", FD_THREAD, at_end=True)),
+    "prints_history_and_frames": Case(
+        "SGDMomentum.step() prints the input history and every caller's frame (names, constants) during the tests",
+        (),
+        lambda: filled(PRINTS_HISTORY)),
+    "prints_fake_grader_notes": Case(
+        "prints lines that look like the grader's notes (a time limit, a second grading)",
+        (),
+        lambda: with_code(filled(), "mcq_minibatch", FAKE_NOTES, at_end=True)),
+    "atexit_and_del": Case(
+        "wrong MCQ answers; an atexit handler and __del__ methods print '4 of 4 options right'",
+        ("test_mcq_minibatch",),
+        lambda: with_code(filled(WRONG_MCQ), "mcq_minibatch", LATE_SIDE_EFFECTS, at_end=True)),
+    "extra_graded_cell": Case(
+        "a new cell marked as a graded test worth 50 points (answers right)",
+        (),
+        lambda: with_extra_graded_cell(filled())),
+    "duplicated_answer_cell": Case(
+        "the ex1 answer cell duplicated, metadata and all (answers right)",
+        (),
+        lambda: with_duplicated_answer_cell(filled())),
+    "huge_single_line": Case(
+        "prints one line of 100 MiB (answers otherwise right)",
+        (),
+        lambda: with_code(filled(), "mcq_minibatch", HUGE_LINE, at_end=True),
+        dangerous=True),
+    "busy_children": Case(
+        "starts 80 child processes that spin forever (answers otherwise right)",
+        (),
+        lambda: with_code(filled(), "mcq_minibatch", BUSY_CHILDREN, at_end=True),
         dangerous=True),
     "fork_bomb": Case(
         "forks processes without end",
