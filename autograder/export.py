@@ -20,11 +20,12 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 
 import course_config as cfg
+from autograder.csvfiles import write_csv_atomically
 from autograder.gradebook import GRADEBOOK, course_path
 from autograder.late import TIMESTAMP_FILE, Lateness, check_policy, due_date, lateness, parse_time
 from autograder.lms import lms_format
 from autograder.results import GRADER_ERROR
-from autograder.shards import read_grades, write_csv_atomically
+from autograder.shards import read_grades
 
 NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
                     "raw_score", "late_submission_penalty", "score", "max_score"]  # nbgrader's CsvExportPlugin
