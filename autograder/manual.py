@@ -21,6 +21,7 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
 import course_config as cfg
+from autograder.csvfiles import from_spreadsheet, write_csv_atomically
 from autograder.gradebook import GRADEBOOK, course_path, rubrics
 from autograder.results import graded_cells
 
@@ -124,11 +125,9 @@ def write_manual_sheet(run: Path, out: Path) -> tuple[list[Path], Path]:
         path = out / f"{gid}.html"
         path.write_text(page(gid, prompts.get(gid, ""), texts.get(gid, ""), rows), encoding="utf-8")
         pages.append(path)
-        lines += [[a.student_id, gid, f"{cfg.POINTS[gid]:g}", "" if a.points is None else f"{a.points:g}", a.comment]
-                  for a in rows if not a.no_response]
+        lines += [[a.student_id, gid, float(cfg.POINTS[gid]), a.points, a.comment] for a in rows if not a.no_response]
     sheet = out / SHEET_CSV
-    with open(sheet, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows([COLUMNS, *lines])
+    write_csv_atomically(sheet, COLUMNS, lines)  # a comment that starts like a formula stays text
     return pages, sheet
 
 
@@ -170,7 +169,7 @@ def parse_sheet(path: Path, known: set[str]) -> list[tuple[str, str, float, str]
             errors.append(f"{where}: {student} / {question} again (first on line {seen[student, question]})")
             continue
         seen[student, question] = number
-        entries.append((student, question, points, (row.get("comment") or "").strip()))
+        entries.append((student, question, points, from_spreadsheet((row.get("comment") or "").strip())))
     if errors:
         raise ManualImportError(f"{len(errors)} wrong line(s), nothing was imported:\n" + "\n".join(errors))
     return entries
