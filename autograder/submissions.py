@@ -6,6 +6,12 @@ a .zip of notebooks as a learning-management system exports it, whose file names
 student id (nbgrader's ``zip_collect`` conventions, ``course_config.ZIP_FILENAME_REGEXP``).
 A file that is not a readable notebook of this assignment is not an exception: it becomes a
 submission with a ``problem`` that the grader records as a zero with that reason.
+
+Student ids come from file names (folder names in a ``submitted/`` tree): a name made of letters,
+digits, ``.``, ``_`` and ``-`` (starting with a letter or digit, at most 64) is the id; any other
+name is cleaned by ``safe_student_id`` and graded 0 with the reason. Two files whose ids are equal,
+or differ only in case, are the run's input error (``SubmissionsError`` naming every such file):
+one student's file is never graded over another's.
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import json
 import re
 import shutil
 import zipfile
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +83,24 @@ def notebook_problem(path: Path, expected_ids: set[str]) -> str | None:
 
 
 def safe_student_id(raw: str) -> str:
-    """A usable id made from ``raw`` (for the row of a file whose name is not one)."""
+    """A usable id made from ``raw`` (for the row of a file whose name is not one): every character
+    other than an ASCII letter, digit, ``.``, ``_`` or ``-`` becomes ``_``, then leading and trailing
+    ``.``, ``_`` and ``-`` go, and the first 64 characters are kept (``unnamed`` if none is left)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", raw).strip("._-")[:64] or "unnamed"
+
+
+def id_collisions(found: list[tuple[str, Path]], folder: Path) -> list[str]:
+    """One line per student id that two or more files map to (ids equal but for case included)."""
+    by_id: dict[str, list[tuple[str, Path]]] = defaultdict(list)
+    for student_id, path in found:
+        by_id[student_id.casefold()].append((student_id, path))
+    lines = []
+    for group in by_id.values():
+        if len(group) > 1:
+            files = ", ".join(str(path.relative_to(folder)) for _, path in group)
+            ids = " / ".join(sorted({sid for sid, _ in group}))
+            lines.append(f"student id {ids!r}: {files}")
+    return lines
 
 
 def extract_zip(archive: Path, destination: Path) -> Path:
@@ -109,10 +131,17 @@ def extract_zip(archive: Path, destination: Path) -> Path:
                 continue
             found = collector.collect(name)
             student = found["student_id"] if found and STUDENT_ID.match(found["student_id"]) else None
-            key = student or f"{UNMATCHED}{safe_student_id(Path(name).stem)}"
-            order = (found or {}).get("timestamp") or name
-            if key not in chosen or order > chosen[key][0]:
-                chosen[key] = (order, info)
+            if student is None:  # each unmatched file a row of its own, even when two names clean alike
+                key = base = f"{UNMATCHED}{safe_student_id(Path(name).stem)}"[:64]
+                number = 1
+                while key in chosen:
+                    number += 1
+                    key = f"{base[:60]}-{number}"
+                chosen[key] = (name, info)
+                continue
+            order = found.get("timestamp") or name
+            if student not in chosen or order > chosen[student][0]:
+                chosen[student] = (order, info)
         for key, (order, info) in chosen.items():
             folder = destination / key / cfg.ASSIGNMENT_ID
             folder.mkdir(parents=True)
@@ -128,7 +157,11 @@ UNMATCHED = "unmatched-"  # prefix of the rows of zip members whose name carries
 
 
 def find_submissions(folder: Path) -> list[Submission]:
-    """Submissions under ``folder``, sorted by student id, each checked for problems."""
+    """Submissions under ``folder``, sorted by student id, each checked for problems.
+
+    Raises ``SubmissionsError`` for a folder that cannot be used: missing, empty, mixed layouts, or
+    files that map to one student id (naming them all).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise SubmissionsError(f"{folder}: not a folder of submissions (or a .zip export)")
@@ -141,18 +174,26 @@ def find_submissions(folder: Path) -> list[Submission]:
         raise SubmissionsError(
             f"{folder}: no submissions found (expected <student>/{cfg.ASSIGNMENT_ID}/{cfg.NOTEBOOK_NAME}.ipynb "
             "or <student>.ipynb)")
+    problems = {}
+    for index, (student_id, path) in enumerate(found):
+        if student_id.startswith(UNMATCHED):
+            problems[index] = (f"{path.name}: the file name does not match course_config.ZIP_FILENAME_REGEXP, "
+                               "so the student is unknown")
+        elif not STUDENT_ID.match(student_id):
+            problems[index] = f"{path.name}: '{student_id}' is not a usable student id (letters, digits, '.', '_', '-')"
+            found[index] = (safe_student_id(student_id), path)
+    collisions = id_collisions(found, folder)
+    if collisions:
+        raise SubmissionsError(
+            f"{folder}: files that map to the same student id, so none of them was graded:\n  " + "\n  ".join(collisions)
+            + "\nA student id is the file name (the folder name in a submitted/ tree) with every character other than "
+            "letters, digits, '.', '_' and '-' replaced by '_' and '.', '_', '-' trimmed at both ends; ids that differ "
+            "only in case are one. Keep one file per student (rename or remove the others) and grade again.")
     expected = expected_grade_ids()
     submissions = []
-    for student_id, path in found:
-        if student_id.startswith(UNMATCHED):
-            problem = (f"{path.name}: the file name does not match course_config.ZIP_FILENAME_REGEXP, "
-                       "so the student is unknown")
-        elif not STUDENT_ID.match(student_id):
-            problem = f"{path.name}: '{student_id}' is not a usable student id (letters, digits, '.', '_', '-')"
-            student_id = safe_student_id(student_id)
-        else:
-            problem = notebook_problem(path, expected)
+    for index, (student_id, path) in enumerate(found):
         stamp = path.parent / TIMESTAMP_FILE if nested else None
         submitted_at = stamp.read_text(errors="replace").strip() if stamp and stamp.is_file() else None
+        problem = problems.get(index) or notebook_problem(path, expected)
         submissions.append(Submission(student_id, path, problem, submitted_at))
     return submissions
