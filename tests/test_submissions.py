@@ -159,3 +159,43 @@ def test_unmatched_zip_members_whose_names_clean_alike_each_get_a_row(tmp_path):
     assert sorted(rows) == ["erin", "unmatched-my_work", "unmatched-my_work-2"]
     assert all("does not match" in rows[k].problem for k in rows if k.startswith("unmatched-"))
 
+
+def notebook_with_answer(path, text: str):
+    """The reference with ``text`` as the answer of q_better_loss, written as JSON that escapes every non-ASCII character."""
+    import json
+
+    nb = json.loads(cfg.REFERENCE_SUBMISSION.read_text())
+    cell = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "q_better_loss")
+    cell["source"] = text
+    return write(path, json.dumps(nb, ensure_ascii=True))
+
+
+def test_text_no_file_can_hold_is_repaired_in_a_copy_that_is_graded(tmp_path):
+    from autograder.submissions import read_notebook
+
+    original = notebook_with_answer(tmp_path / "in" / "mallory.ipynb", "lone \ud800 surrogate, NUL \x00, right-to-left \u202e ok")
+    [submission] = find_submissions(tmp_path / "in", repaired_dir=tmp_path / "repaired")
+    assert submission.problem is None and submission.repaired == 2
+    assert submission.path == tmp_path / "repaired" / "mallory.ipynb" and original.read_bytes().isascii()  # input untouched
+    nb = nbformat.read(submission.path, as_version=4)  # UTF-8 a writer can write again
+    nbformat.writes(nb).encode("utf-8")
+    answer = next(c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "q_better_loss")
+    assert answer == "lone \ufffd surrogate, NUL \ufffd, right-to-left \u202e ok"  # bidi text is kept
+    assert read_notebook(original).cells == nb.cells  # the reports read the original the same way
+    # fixed and submitted again: the clean file is graded, the old repaired copy goes
+    notebook_with_answer(original, "fixed")
+    [submission] = find_submissions(tmp_path / "in", repaired_dir=tmp_path / "repaired")
+    assert submission.path == original and submission.repaired == 0
+    assert list((tmp_path / "repaired").glob("*.ipynb")) == []
+
+
+def test_a_file_name_no_file_can_hold_still_gives_a_storable_reason(tmp_path):
+    import os
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    with open(os.path.join(os.fsencode(folder), b"caf\xe9.ipynb"), "wb") as f:  # Latin-1 bytes: not UTF-8
+        f.write(cfg.RELEASE_NOTEBOOK.read_bytes())
+    [submission] = find_submissions(folder)
+    assert submission.student_id == "caf" and "not a usable student id" in submission.problem
+    submission.problem.encode("utf-8")
