@@ -114,7 +114,7 @@ def test_three_answers_graded_in_the_formgrader_reach_the_gradebook(run, tmp_pat
     driver = None
     try:
         formgrader.wait_ready(server, base, token)
-        driver = chrome()
+        driver = chrome(tmp_path / "chrome")
         driver.get(f"{base}/formgrader/submissions/{submission}/?token={token}")
         wait = WebDriverWait(driver, 30, poll_frequency=0.05)
         # typing before the page's Backbone views are bound is silently lost
