@@ -14,7 +14,8 @@ bleach's CSS sanitizer), cleans everything rendered from a submission:
   nbconvert's sanitizing branch) and ``clean_html`` (nbconvert's allows no ``<p>``, ``<img>`` or
   ``<th>``, so markdown rendered through it shows raw tags). Outputs of type ``text/html`` and
   ``text/markdown`` pass ``clean_html``; ``application/javascript`` is dropped; SVG is shown as
-  an ``<img>``, where no script runs.
+  an ``<img>``, where no script runs. A text too long to clean in reasonable time, or past what
+  one page cleans, is shown as plain text instead (``within_budget``).
 - ``sanitize_notebook`` cleans the graders' copy that ``autograder/gradebook.py`` stores for the
   formgrader, so that the stored notebook is inert in any viewer: a markdown cell that the
   sanitizer would change is kept as text (its source in a fenced block) under a note naming what
@@ -110,11 +111,11 @@ class Cleaner:
         return self._bleach.clean(storable(html))
 
 
-def clean_html(html: Any) -> str:
+def clean(html: Any) -> str:
     """HTML with every tag, attribute and URL outside the lists above escaped or dropped (bleach).
 
     Disallowed tags are escaped, not removed: a grader sees ``<script>...`` as text, and what the
-    student wrote stays readable. This is the ``clean_html`` filter of the HTML exports.
+    student wrote stays readable.
     """
     if isinstance(html, bytes):
         html = html.decode("utf-8", "replace")
@@ -139,32 +140,57 @@ def render_markdown(source: str, attachments: dict | None = None, path: str = ""
     return MarkdownWithMath(renderer=renderer).render(source)
 
 
-def too_long(source: str) -> str | None:
-    """A markdown text past ``course_config.SHOWN_TEXT_CHARS`` as an escaped block, cut, with a note; None if it fits.
+def as_text(text: str, why: str) -> str:
+    """``text`` as an escaped ``<pre>`` block, cut to ``course_config.SHOWN_TEXT_CHARS``, under a note saying ``why``."""
+    cut = html_escape(storable(text[:cfg.SHOWN_TEXT_CHARS]))
+    return (f"<p><b>[grader] {html_escape(why)}: the first {min(len(text), cfg.SHOWN_TEXT_CHARS):,} of its "
+            f"{len(text):,} characters are shown as plain text.</b></p><pre>{cut}</pre>")
 
-    Rendering and cleaning cost about a second per 100,000 characters; no honest answer is that long.
+
+def within_budget(resources: Any, text: str) -> str | None:
+    """None when ``text`` may be rendered and cleaned; else why not (too long, or the page has cleaned enough).
+
+    bleach reads 30,000 to 120,000 characters a second: a text past ``course_config.SHOWN_TEXT_CHARS``,
+    or past ``PAGE_CHARS`` cleaned on one page (kept in the export's ``resources``), is shown as plain
+    text instead, so that a huge submission costs seconds. No honest notebook comes near either.
     """
-    if len(source) <= cfg.SHOWN_TEXT_CHARS:
-        return None
-    cut = html_escape(storable(source[:cfg.SHOWN_TEXT_CHARS]))
-    return (f"<p><b>[grader] This text is {len(source):,} characters long: the first "
-            f"{cfg.SHOWN_TEXT_CHARS:,} are shown as plain text.</b></p><pre>{cut}</pre>")
+    if len(text) > cfg.SHOWN_TEXT_CHARS:
+        return "This text is too long to show as written"
+    if isinstance(resources, dict):
+        spent = resources.get(BUDGET_KEY, 0) + len(text)
+        resources[BUDGET_KEY] = spent
+        if spent > PAGE_CHARS:
+            return "This notebook holds too much text to show it all as written"
+    return None
+
+
+PAGE_CHARS = 10 * cfg.SHOWN_TEXT_CHARS  # cleaned on one page at most (the notebook's own markdown is ~25,000)
+BUDGET_KEY = "autograder_cleaned_chars"
+
+
+@jinja2.pass_context
+def clean_html(context: Any, html: Any) -> str:
+    """The ``clean_html`` filter of the HTML exports: ``clean``, within the page's budget (``within_budget``)."""
+    html = html.decode("utf-8", "replace") if isinstance(html, bytes) else str(html)
+    why = within_budget(context.get("resources"), html)
+    return clean(html) if why is None else as_text(html, why)
 
 
 @jinja2.pass_context
 def markdown2html(context: Any, source: str) -> str:
-    """The ``markdown2html`` filter of the HTML exports: nbconvert's rendering, then ``clean_html``.
+    """The ``markdown2html`` filter of the HTML exports: nbconvert's rendering, then ``clean``.
 
     It replaces ``HTMLExporter.markdown2html``, which nbgrader's feedback and formgrade templates
     call for every markdown cell without cleaning; a cell's attachments and the notebook's path
     are read from the template's context, as nbconvert does.
     """
-    long = too_long(source)
-    if long is not None:
-        return long
+    resources = context.get("resources")
+    why = within_budget(resources, source)
+    if why is not None:
+        return as_text(source, why)
     cell = context.get("cell", {}) or {}
-    path = (context.get("resources", {}) or {}).get("metadata", {}).get("path", "")
-    return clean_html(render_markdown(source, cell.get("attachments", {}), path))
+    path = (resources or {}).get("metadata", {}).get("path", "")
+    return clean(render_markdown(source, cell.get("attachments", {}), path))
 
 
 def fenced(text: str) -> str:
@@ -178,21 +204,25 @@ def note(what: str, removed: list[str]) -> str:
     return f"[grader] {what} held content a browser would run or load, shown here as text: {', '.join(removed)}"
 
 
-def sanitize_markdown_cell(cell: NotebookNode) -> list[str]:
-    """Make one markdown cell inert; return what was removed (nothing: the cell is unchanged)."""
-    long = too_long(cell.source)
-    if long is not None:
-        cell.source = f"**[grader] This cell is {len(cell.source):,} characters long: the first " \
-                      f"{cfg.SHOWN_TEXT_CHARS:,} are shown as text.**\n\n{fenced(cell.source[:cfg.SHOWN_TEXT_CHARS])}"
-        return ["a text too long to show"]
+def sanitize_markdown_cell(cell: NotebookNode, budget: dict | None = None) -> list[str]:
+    """Make one markdown cell inert; return what was removed (nothing: the cell is unchanged).
+
+    ``budget``: shared by the cells of one notebook (``within_budget``).
+    """
+    why = within_budget(budget, cell.source)
+    if why is not None:
+        shown = cell.source[:cfg.SHOWN_TEXT_CHARS]
+        cell.source = f"**[grader] {why}: the first {len(shown):,} of its {len(cell.source):,} characters are " \
+                      f"shown as text.**\n\n{fenced(shown)}"
+        return ["a text too long to show as written"]
     _, removed = inspect_html(render_markdown(cell.source, cell.get("attachments", {})))
     if removed:
         cell.source = f"**{note('This answer', removed)}**\n\n{fenced(cell.source)}"
     return removed
 
 
-def sanitize_outputs(cell: NotebookNode) -> list[str]:
-    """Make one code cell's outputs inert; return what was removed."""
+def sanitize_outputs(cell: NotebookNode, budget: dict | None = None) -> list[str]:
+    """Make one code cell's outputs inert; return what was removed. ``budget``: as for markdown cells."""
     removed: list[str] = []
     for output in cell.get("outputs", []):
         data = output.get("data")
@@ -200,24 +230,29 @@ def sanitize_outputs(cell: NotebookNode) -> list[str]:
             continue  # streams and errors: plain text, escaped by every template
         for key in list(data):
             value = data[key]
+            text = value if isinstance(value, str) else "".join(value) if isinstance(value, list) else ""
             if SCRIPT_OUTPUTS.search(key):
                 del data[key]
                 removed.append(f"a {key} output")
             elif key == "image/svg+xml":
-                svg = value if isinstance(value, str) else "".join(value)
-                encoded = base64.b64encode(storable(svg).encode("utf-8")).decode("ascii")
+                encoded = base64.b64encode(storable(text).encode("utf-8")).decode("ascii")
                 del data[key]
                 data.setdefault("text/html", f'<img src="data:image/svg+xml;base64,{encoded}">')
+            elif key in ("text/html", "text/markdown") and within_budget(budget, text) is not None:
+                data[key] = as_text(text, "This output is too long to show as written")
+                removed.append(f"a {key} output too long to show as written")
+                if key == "text/markdown":  # now HTML: shown as such, never as markdown
+                    data["text/html"] = data.pop(key)
             elif key == "text/html":
-                cleaned, found = inspect_html(value if isinstance(value, str) else "".join(value))
+                cleaned, found = inspect_html(text)
                 if found:
                     data[key] = cleaned
                     removed += found
             elif key == "text/markdown":
-                _, found = inspect_html(render_markdown(value if isinstance(value, str) else "".join(value)))
+                _, found = inspect_html(render_markdown(text))
                 if found:
                     del data[key]
-                    data.setdefault("text/plain", value)
+                    data.setdefault("text/plain", text)
                     removed += found
             elif key not in SAFE_OUTPUTS and not key.startswith(("image/", "application/vnd.jupyter")):
                 del data[key]
@@ -230,12 +265,12 @@ def sanitize_outputs(cell: NotebookNode) -> list[str]:
 def sanitize_notebook(nb: NotebookNode) -> dict[int, list[str]]:
     """Make a submission's notebook inert in place (see the module's docstring); return, per cell
     index, what was removed. Cells the sanitizer leaves alone are not touched."""
-    found = {}
+    found, budget = {}, {}
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
-            removed = sanitize_markdown_cell(cell)
+            removed = sanitize_markdown_cell(cell, budget)
         elif cell.cell_type == "code":
-            removed = sanitize_outputs(cell)
+            removed = sanitize_outputs(cell, budget)
         elif cell.cell_type == "raw":
             cleaned, removed = inspect_html(cell.source)
             if removed:
