@@ -91,6 +91,11 @@ SIMILARITY_MIN_SHARED_GRAMS: Final[int] = 15  # a flagged pair shares at least t
 SIMILARITY_THRESHOLD: Final[float] = 0.5  # pooled score that flags a pair
 SIMILARITY_ANSWER_THRESHOLD: Final[float] = 0.7  # one answer this close flags the pair (a copied essay)
 
+# --- Pages that show students' text (feedback, formgrader, manual sheets, similarity) ---
+# A text longer than this is cut where it is shown, with a note (the submission keeps all of it):
+# a free-text answer is about 1,000 characters and the notebook's longest cell about 5,000.
+SHOWN_TEXT_CHARS: Final[int] = 20_000
+
 # --- Grading -------------------------------------------------------------------------
 CELL_TIMEOUT_S: Final[int] = 60  # one cell, at least; the slowest test cell takes about 2 s on 2 cores
 SUBMISSION_TIMEOUT_S: Final[int] = 600  # a whole notebook, all cells, at least

@@ -50,7 +50,9 @@ def grade_and_report(submissions: Path, out: Path, *, workers: int, shard: tuple
 
     rows = grade(submissions, out, workers=workers, shard=shard, progress=True, warm=warm)
     print(summary_table(rows, graded_cells()[0]))
-    png, table = write_class_report(out / "grades.csv", out)
+    from autograder.submissions import repair_notes
+
+    png, table = write_class_report(out / "grades.csv", out, notes=repair_notes([out], {row.student_id for row in rows}))
     print(f"\ngrades: {out / 'grades.csv'}   feedback: {out / 'feedback'}/   class report: {table}, {png}")
     print(f"class gradebook (nbgrader, for the formgrader): {out / 'gradebook.db'}   similarity: {out / 'similarity.html'}")
     unsandboxed = sorted({row.isolation for row in rows if row.isolation.startswith("NONE")})
@@ -85,10 +87,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     from autograder.class_report import write_class_report
     from autograder.grade import merge_gradebooks
-    from autograder.shards import merge
+    from autograder.shards import merge, read_grades
+    from autograder.submissions import repair_notes
 
     path = merge([Path(s) for s in args.shards], Path(args.out))
-    write_class_report(path, Path(args.out))
+    students = {row[0] for row in read_grades(path)[1]}
+    write_class_report(path, Path(args.out), notes=repair_notes([Path(s) for s in args.shards], students))
     merge_gradebooks([Path(s) for s in args.shards], Path(args.out))
     print(f"merged {len(args.shards)} shard(s) into {path}")
     return 0

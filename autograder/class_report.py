@@ -17,6 +17,7 @@ zero says nothing about the class's understanding). Hand-graded ``q_*`` cells ar
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import course_config as cfg
 from autograder.results import auto_max, graded_cells
 from autograder.report import short_id
 from autograder.shards import read_grades
+from autograder.text import storable
 
 FIXED_COLUMNS = ("student_id", "autograded_score", "autograded_max", "status")
 ERROR_PREFIX = "error: "  # how grade.zero_row marks a submission it could not grade
@@ -125,8 +127,15 @@ def plot(summary: ClassSummary, path: Path) -> Path:
     return path
 
 
-def markdown(summary: ClassSummary, manual_ids: list[str], image_name: str) -> str:
-    """The report as Markdown: totals, the per-cell table, the errors and their reasons."""
+def table_cell(text: str) -> str:
+    """Text as one cell of a Markdown table: one line, pipes escaped, storable, at most 300 characters."""
+    line = " ".join(storable(text).split())
+    line = line if len(line) <= 300 else line[:297] + "..."
+    return line.replace("|", "\\|")
+
+
+def markdown(summary: ClassSummary, manual_ids: list[str], image_name: str, notes: Sequence[str] = ()) -> str:
+    """The report as Markdown: totals, the per-cell table, the errors and their reasons, the notes."""
     def percent(cell: CellStats) -> str:
         if cell.pass_rate is None:
             return "n/a"
@@ -146,14 +155,18 @@ def markdown(summary: ClassSummary, manual_ids: list[str], image_name: str) -> s
                    f"{manual_points:g} points) are not in this report."), "", f"## Errors: {len(summary.errors)}", ""]
     if summary.errors:
         lines += ["| student | reason |", "|---|---|"]
-        lines += [f"| {student} | {reason.replace('|', chr(92) + '|')} |" for student, reason in summary.errors]
+        lines += [f"| {table_cell(student)} | {table_cell(reason)} |" for student, reason in summary.errors]
     else:
         lines.append("Every submission was graded.")
+    if notes:
+        lines += ["", f"## Notes: {len(notes)}", "", *[f"- {table_cell(note)}" for note in notes]]
     return "\n".join(lines) + "\n"
 
 
-def write_class_report(grades_csv: Path, out_dir: Path) -> tuple[Path, Path]:
+def write_class_report(grades_csv: Path, out_dir: Path, *, notes: Sequence[str] = ()) -> tuple[Path, Path]:
     """Read ``grades_csv``; write ``out_dir/report.png`` and ``out_dir/report.md``; return both paths.
+
+    ``notes``: lines about single students the instructor should know of (``submissions.repair_notes``).
 
     Raises ``ValueError`` naming the file when it is missing, empty, lacks a column of this
     notebook's graded cells, or holds a score that is not a number.
@@ -164,5 +177,5 @@ def write_class_report(grades_csv: Path, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     png = plot(summary, out_dir / "report.png")
     md = out_dir / "report.md"
-    md.write_text(markdown(summary, manual_ids, png.name), encoding="utf-8")
+    md.write_text(markdown(summary, manual_ids, png.name, notes), encoding="utf-8")
     return png, md

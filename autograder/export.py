@@ -20,11 +20,12 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 
 import course_config as cfg
+from autograder.csvfiles import write_csv_atomically
 from autograder.gradebook import GRADEBOOK, course_path
 from autograder.late import TIMESTAMP_FILE, Lateness, check_policy, due_date, lateness, parse_time
 from autograder.lms import lms_format
 from autograder.results import GRADER_ERROR
-from autograder.shards import read_grades, write_csv_atomically
+from autograder.shards import read_grades
 
 NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
                     "raw_score", "late_submission_penalty", "score", "max_score"]  # nbgrader's CsvExportPlugin
@@ -106,14 +107,16 @@ def final_grades(run: Path) -> list[FinalGrade]:
 
 
 def write_nbgrader_csv(grades: list[FinalGrade], path: Path) -> Path:
-    """nbgrader's export columns (``nbgrader export``), then ``flags``; blank scores where none is final."""
+    """nbgrader's export columns (``nbgrader export``), then ``flags``; blank scores where none is final.
+
+    Scores are written as numbers, text as text that a spreadsheet does not run (``autograder/csvfiles.py``).
+    """
     due = due_date().astimezone(timezone.utc).replace(tzinfo=None)
     rows = []
     for g in grades:
         when = g.late.submitted.astimezone(timezone.utc).replace(tzinfo=None) if g.late.submitted else ""
         rows.append([cfg.ASSIGNMENT_ID, str(due), str(when), g.student_id, "", "", "",
-                     number(g.raw_score), f"{g.late.penalty:g}", number(g.score), f"{g.max_score:g}",
-                     "; ".join(g.flags)])
+                     g.raw_score, g.late.penalty, g.score, g.max_score, "; ".join(g.flags)])
     write_csv_atomically(path, NBGRADER_COLUMNS + ["flags"], rows)
     return path
 
@@ -124,8 +127,12 @@ def number(value: float | None) -> str:
 
 def read_roster(path: Path, key: str) -> dict[str, dict[str, str]]:
     """The LMS's own gradebook export, by its ``key`` column; ``ValueError`` naming the file and the column."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        table = list(csv.DictReader(f))
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            table = list(csv.DictReader(f))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); export the roster from "
+                         "the LMS again, or save it as 'CSV UTF-8'") from None
     if not table or key not in table[0]:
         raise ValueError(f"{path}: no {key!r} column; give the LMS's gradebook export (course_config.LMS = {cfg.LMS!r})")
     return {row[key].strip(): row for row in table if row.get(key, "").strip()}
@@ -134,7 +141,9 @@ def read_roster(path: Path, key: str) -> dict[str, dict[str, str]]:
 def write_lms_csv(grades: list[FinalGrade], path: Path, *, roster: Path | None = None) -> Path:
     """The LMS's import file (``course_config.LMS``): identity columns, then the assignment's score.
 
-    Students with a flag get a blank score, which the LMS ignores, so nothing unfinished is posted.
+    Students with a flag get a blank score, which the LMS ignores, so nothing unfinished is posted. The
+    roster's fields (names a student may set in the LMS) reach the file as text that a spreadsheet does
+    not run as a formula (``autograder/csvfiles.py``); scores stay numbers.
     """
     layout = lms_format(cfg.LMS)
     people = read_roster(roster, layout.key) if roster else {}
@@ -144,10 +153,10 @@ def write_lms_csv(grades: list[FinalGrade], path: Path, *, roster: Path | None =
     header = [*layout.identity, cfg.LMS_ASSIGNMENT_COLUMN]
     rows = []
     if layout.points_row is not None:
-        rows.append([layout.points_row, *[""] * (len(layout.identity) - 1), f"{grades[0].max_score:g}" if grades else ""])
+        rows.append([layout.points_row, *[""] * (len(layout.identity) - 1), grades[0].max_score if grades else None])
     for g in grades:
         person = people.get(g.student_id, {layout.name: g.student_id, layout.key: g.student_id})
-        rows.append([person.get(column, "") for column in layout.identity] + [number(g.score) if g.final else ""])
+        rows.append([person.get(column, "") for column in layout.identity] + [g.score if g.final else None])
     write_csv_atomically(path, header, rows)
     return path
 

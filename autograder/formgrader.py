@@ -5,6 +5,16 @@
 Starts a Jupyter server on 127.0.0.1 with only the formgrader extension, in ``RUN_DIR`` (the
 formgrader reads ``nbgrader_config.py`` from its working folder, which ``grade`` wrote there), with
 the user's own Jupyter config shut out, and prints the address of its grading pages.
+
+The server is the grader's alone, even on a machine shared with other users:
+
+- it listens on 127.0.0.1 only, asks for a random token, checks XSRF on every form request, and
+  has no terminals;
+- the token reaches it in its environment (``JUPYTER_TOKEN``), which only the grader's user can
+  read, never on its command line, which every user sees in ``ps``;
+- its home, runtime, config and data folders (``RUN_DIR/.course/jupyter``) are mode 0700, the
+  files in them and its log 0600, and it runs with umask 077, so that the files it writes itself
+  (``jpserver-<pid>.json`` and ``-open.html``, which hold the token, the cookie secret) are private too.
 """
 from __future__ import annotations
 
@@ -23,22 +33,43 @@ from autograder.gradebook import GRADEBOOK
 EXTENSION = "nbgrader.server_extensions.formgrader"
 
 
-def server_command(run: Path, port: int, token: str) -> list[str]:
+PRIVATE_UMASK = 0o077  # what the server creates: folders 0700, files 0600
+
+
+def server_command(run: Path, port: int) -> list[str]:
     """The ``jupyter server`` command line: loopback, one extension, the cookie valid for every path
-    (the formgrader's pages and its API live under different paths)."""
+    (the formgrader's pages and its API live under different paths), XSRF checked, no terminal. It
+    holds no secret: every user of the machine can read it (``ps``)."""
     return [str(Path(sys.executable).parent / "jupyter"), "server", "--no-browser", "--ip=127.0.0.1",
             f"--port={port}", "--port-retries=0", f"--ServerApp.root_dir={Path(run).resolve()}",
-            f"--IdentityProvider.token={token}", "--IdentityProvider.cookie_options=path=/",
+            "--IdentityProvider.cookie_options=path=/", "--ServerApp.disable_check_xsrf=False",
+            "--ServerApp.allow_remote_access=False", "--ServerApp.terminals_enabled=False",
             f"--ServerApp.jpserver_extensions={EXTENSION}=True",
             *(["--allow-root"] if os.geteuid() == 0 else [])]
 
 
-def server_environment(home: Path) -> dict[str, str]:
-    """The process environment: a private home and config folders, nothing of the user's Jupyter setup."""
+def make_private(path: Path) -> None:
+    """``path`` and everything under it readable by its owner only: folders 0700, files 0600."""
+    path = Path(path)
+    if not path.exists():
+        return
+    os.chmod(path, 0o700 if path.is_dir() else 0o600)
+    for folder, folders, files in os.walk(path):
+        for name in folders:
+            os.chmod(os.path.join(folder, name), 0o700, follow_symlinks=False)
+        for name in files:
+            if not os.path.islink(os.path.join(folder, name)):
+                os.chmod(os.path.join(folder, name), 0o600)
+
+
+def server_environment(home: Path, token: str) -> dict[str, str]:
+    """The process environment: the token, a private home and config folders, nothing of the user's Jupyter setup."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "JPY_"))}
     for name in ("config", "data", "runtime", "ipython", "tmp"):
-        (home / name).mkdir(parents=True, exist_ok=True)
-    env.update(HOME=str(home), JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"),
+        (home / name).mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private(home)  # also what an earlier server or an older version left there
+    env.update(JUPYTER_TOKEN=token, HOME=str(home), JUPYTER_CONFIG_DIR=str(home / "config"),
+               JUPYTER_DATA_DIR=str(home / "data"),
                JUPYTER_RUNTIME_DIR=str(home / "runtime"), IPYTHONDIR=str(home / "ipython"),
                JUPYTER_NO_CONFIG="1",  # the venv's etc/jupyter would enable lab and every nbgrader extension
                TMPDIR=str(home / "tmp"),
@@ -53,9 +84,12 @@ def start(run: Path, port: int, token: str, home: Path, log: Path) -> subprocess
         raise ValueError(f"{run}: no class gradebook or nbgrader_config.py; grade into it first "
                          f"(python -m autograder grade SUBMISSIONS --out {run})")
     Path(log).parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
-        return subprocess.Popen(server_command(run, port, token), cwd=run, env=server_environment(Path(home)),
-                                stdout=out, stderr=subprocess.STDOUT)
+    env = server_environment(Path(home), token)
+    descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the log shows addresses with the token
+    os.fchmod(descriptor, 0o600)
+    with open(descriptor, "wb") as out:
+        return subprocess.Popen(server_command(run, port), cwd=run, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                umask=PRIVATE_UMASK)
 
 
 def wait_ready(process: subprocess.Popen, base: str, token: str, *, timeout: float = 60) -> None:

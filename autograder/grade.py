@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import course_config as cfg
 from autograder.results import (GRADER_ERROR, GradeRow, Task, auto_max, fault_row, grader_fingerprint,
                                 graded_cells, write_json, write_task, zero_row)
-from autograder.submissions import Submission, find_submissions
+from autograder.submissions import REPAIRED, Submission, find_submissions
 
 if TYPE_CHECKING:
     from autograder.warm import Zygote
@@ -460,7 +460,7 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
         from autograder.submissions import extract_zip
 
         submissions_folder = extract_zip(source, out / ".course" / "unzipped")
-    submissions = find_submissions(submissions_folder)
+    submissions = find_submissions(submissions_folder, repaired_dir=out / REPAIRED)
     if shard is not None:
         from autograder.shards import select_shard
 

@@ -7,8 +7,9 @@
   or ``manual-import``;
 - ``OUT/source/<assignment>/``, ``OUT/submitted/<student>/<assignment>/`` (with nbgrader's
   ``timestamp.txt``) and ``OUT/autograded/<student>/<assignment>/``: what the formgrader shows.
-  The autograded copy carries a grader-only cell with the rubric after each free-response
-  answer; ``StripGraderOnly`` removes it from any feedback;
+  The autograded copy is sanitized (``autograder/sanitize.py``: no script, handler or
+  ``javascript:`` URL of the student's survives in it) and carries a grader-only cell with the
+  rubric after each free-response answer; ``StripGraderOnly`` removes it from any feedback;
 - ``OUT/nbgrader_config.py``: this course's settings, so ``nbgrader formgrader`` (or any
   nbgrader command) run in ``OUT`` finds the gradebook.
 
@@ -33,6 +34,7 @@ from nbgrader.api import Gradebook, MissingEntry
 import course_config as cfg
 from autograder.late import TIMESTAMP_FILE, due_date, parse_time
 from autograder.results import GradeRow, graded_cells
+from autograder.sanitize import sanitize_notebook
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +185,12 @@ class ClassGradebook:
                 shutil.rmtree(graded_dir)
             if has_notebook:
                 graded_dir.mkdir(parents=True)
-                nbformat.write(with_rubrics(nbformat.read(autograded, as_version=4), self._rubrics), copy)
+                nb = nbformat.read(autograded, as_version=4)
+                removed = sanitize_notebook(nb)  # graders open this copy in a logged-in browser
+                if removed:
+                    log.warning("%s: content a browser would run, removed from the graders' copy (each cell says "
+                                "what): %s", sid, "; ".join(f"cell {i}: {', '.join(r)}" for i, r in removed.items()))
+                nbformat.write(with_rubrics(nb, self._rubrics), copy)
         when = None
         if submitted_at:
             try:

@@ -32,7 +32,7 @@ import course_config as cfg
 from autograder.grade import Grader, GradeRow, graded_cells, zero_row
 from autograder.results import GraderFault
 from autograder.notebook_code import is_test_cell
-from autograder.submissions import STUDENT_ID, Submission, expected_grade_ids, notebook_problem
+from autograder.submissions import STUDENT_ID, checked_submission, expected_grade_ids
 
 log = logging.getLogger(__name__)
 
@@ -216,8 +216,8 @@ def grade_submission(root: Path) -> dict[str, Any]:
     if path is None:
         auto_ids, manual_ids = graded_cells()
         return results_for(zero_row(sid, problem, auto_ids, manual_ids), reason=problem)
-    submission = Submission(sid, path, notebook_problem(path, expected_grade_ids()))
     with tempfile.TemporaryDirectory(prefix="w4-gradescope-") as scratch:
+        submission = checked_submission(sid, path, expected_grade_ids(), Path(scratch) / "repaired")
         grader = Grader(Path(scratch), warm=cfg.WARM_KERNELS and not submission.problem)
         try:
             if not submission.problem:

@@ -13,7 +13,6 @@ is skipped (not graded yet).
 from __future__ import annotations
 
 import csv
-import html
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +20,12 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
 import course_config as cfg
+from autograder.csvfiles import from_spreadsheet, write_csv_atomically
 from autograder.gradebook import GRADEBOOK, course_path, rubrics
+from autograder.pages import render, write_page
 from autograder.results import graded_cells
+from autograder.submissions import read_notebook
+from autograder.text import REPLACEMENT
 
 SHEET_CSV = "manual_grades.csv"
 COLUMNS = ["student_id", "question", "max_points", "points", "comment"]
@@ -40,14 +43,21 @@ def gradebook_url(run: Path) -> str:
 
 
 def answers(run: Path, student_id: str) -> dict[str, str]:
-    """Free-response grade id -> the student's answer, from the submitted notebook (empty if unreadable)."""
-    path = course_path(Path(run), "submitted", student_id) / f"{cfg.NOTEBOOK_NAME}.ipynb"
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception:  # an unreadable submission was graded 0 with its reason; it has no answers
-        return {}
-    return {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
-            if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("q_")}
+    """Free-response grade id -> the student's answer, from the submitted notebook (text no file can
+    hold shows as U+FFFD). Raises for a notebook that cannot be read (it was graded 0 with its reason)."""
+    nb = read_notebook(course_path(Path(run), "submitted", student_id) / f"{cfg.NOTEBOOK_NAME}.ipynb")
+    found = {}
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+        if isinstance(gid, str) and gid.startswith("q_") and isinstance(cell.source, str):
+            found.setdefault(gid, cell.source)
+    return found
+
+
+def answer_note(text: str) -> str:
+    """What a grader should know about an answer as shown."""
+    return (f"{REPLACEMENT} marks characters of the submission that no file can hold (replaced when it was graded)"
+            if REPLACEMENT in text else "")
 
 
 def questions(release: Path = cfg.RELEASE_NOTEBOOK) -> dict[str, str]:
@@ -69,6 +79,7 @@ class Answer:
     points: float | None  # the manual score in the gradebook
     comment: str
     no_response: bool  # unchanged from the release: nbgrader scored it 0 itself
+    note: str = ""  # for the grader: the notebook could not be read, characters were replaced
 
 
 def collect(run: Path) -> dict[str, list[Answer]]:
@@ -81,36 +92,27 @@ def collect(run: Path) -> dict[str, list[Answer]]:
                 notebook = gb.find_submission_notebook(cfg.NOTEBOOK_NAME, cfg.ASSIGNMENT_ID, student)
             except MissingEntry:
                 continue
-            texts = answers(run, student)
+            try:
+                texts, unreadable = answers(run, student), ""
+            except Exception as error:  # one student's notebook never stops the sheets of the others
+                texts, unreadable = {}, f"the submitted notebook could not be read ({type(error).__name__}: {error})"[:300]
             grades = {g.name: g for g in notebook.grades}
             comments = {c.name: c for c in notebook.comments}
             for gid in manual_ids:
                 grade, comment = grades[gid], comments.get(gid)
                 no_response = comment is not None and comment.auto_comment == "No response."
-                by_question[gid].append(Answer(student, texts.get(gid, ""), grade.manual_score,
-                                               (comment.manual_comment or "") if comment else "", no_response))
+                text = texts.get(gid, "")
+                by_question[gid].append(Answer(student, text, grade.manual_score,
+                                               (comment.manual_comment or "") if comment else "", no_response,
+                                               unreadable or answer_note(text)))
     return by_question
 
 
 def page(gid: str, question: str, rubric: str, rows: list[Answer]) -> str:
-    """One question's page: the question, the rubric, then a row per student (all text escaped)."""
-    def block(text: str) -> str:
-        return f'<div class="text">{html.escape(text)}</div>'
-
-    body = [f"<h1>{html.escape(gid)} ({cfg.POINTS[gid]:g} points)</h1>", "<h2>Question</h2>", block(question),
-            "<h2>Model answer and rubric (graders only)</h2>", block(rubric),
-            f"<h2>Answers ({len(rows)})</h2>", "<table><tr><th>student</th><th>answer</th><th>points</th>"
-            "<th>comment</th></tr>"]
-    for a in rows:
-        shown = "<i>no response (0 points, set by nbgrader)</i>" if a.no_response else block(a.text)
-        points = "" if a.points is None else f"{a.points:g}"
-        body.append(f"<tr><td>{html.escape(a.student_id)}</td><td>{shown}</td><td>{points}</td>"
-                    f"<td>{html.escape(a.comment)}</td></tr>")
-    body.append("</table>")
-    style = ("body{font-family:sans-serif;margin:2em} .text{white-space:pre-wrap;font-family:monospace}"
-             " table{border-collapse:collapse} td,th{border:1px solid #999;padding:.4em;vertical-align:top}")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(gid)}</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+    """One question's page: the question, the rubric, then a row per student (``templates/manual_sheet.html.j2``:
+    every text escaped, each student's in an element of its own)."""
+    return render("manual_sheet.html.j2", gid=gid, points=float(cfg.POINTS[gid]), question=question, rubric=rubric,
+                  rows=rows)
 
 
 def write_manual_sheet(run: Path, out: Path) -> tuple[list[Path], Path]:
@@ -121,14 +123,10 @@ def write_manual_sheet(run: Path, out: Path) -> tuple[list[Path], Path]:
     pages = []
     lines = []
     for gid, rows in by_question.items():
-        path = out / f"{gid}.html"
-        path.write_text(page(gid, prompts.get(gid, ""), texts.get(gid, ""), rows), encoding="utf-8")
-        pages.append(path)
-        lines += [[a.student_id, gid, f"{cfg.POINTS[gid]:g}", "" if a.points is None else f"{a.points:g}", a.comment]
-                  for a in rows if not a.no_response]
+        pages.append(write_page(out / f"{gid}.html", page(gid, prompts.get(gid, ""), texts.get(gid, ""), rows)))
+        lines += [[a.student_id, gid, float(cfg.POINTS[gid]), a.points, a.comment] for a in rows if not a.no_response]
     sheet = out / SHEET_CSV
-    with open(sheet, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerows([COLUMNS, *lines])
+    write_csv_atomically(sheet, COLUMNS, lines)  # a comment that starts like a formula stays text
     return pages, sheet
 
 
@@ -170,7 +168,7 @@ def parse_sheet(path: Path, known: set[str]) -> list[tuple[str, str, float, str]
             errors.append(f"{where}: {student} / {question} again (first on line {seen[student, question]})")
             continue
         seen[student, question] = number
-        entries.append((student, question, points, (row.get("comment") or "").strip()))
+        entries.append((student, question, points, from_spreadsheet((row.get("comment") or "").strip())))
     if errors:
         raise ManualImportError(f"{len(errors)} wrong line(s), nothing was imported:\n" + "\n".join(errors))
     return entries

@@ -32,6 +32,12 @@ def nbgrader_config(course_root: Path | None = None) -> Config:
     c.GenerateAssignment.preprocessors = [AssignPoints, *GenerateAssignment.class_traits()["preprocessors"].default()]
     c.GenerateFeedback.preprocessors = [GetGrades, StripGraderOnly, StripHiddenTests, RedactTestTracebacks,
                                         CSSHTMLHeaderPreprocessor]
+    # every HTML export of a submission (its feedback, the formgrader's page) cleans what the student
+    # wrote or displayed: see autograder/sanitize.py
+    c.HTMLExporter.sanitize_html = True
+    c.HTMLExporter.skip_svg_encoding = False  # SVG in an <img>, where it runs no script
+    c.HTMLExporter.filters = {"markdown2html": "autograder.sanitize.markdown2html",
+                              "clean_html": "autograder.sanitize.clean_html"}
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import DeduplicateIds, Execute
 

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
-import os
 import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from autograder.csvfiles import write_csv_atomically
 from autograder.submissions import Submission
 
 GRADES_CSV = "grades.csv"  # the file name that ``grade --out DIR`` writes
@@ -80,17 +79,6 @@ def read_grades(path: Path) -> tuple[list[str], list[list[str]]]:
     if not table or not table[0]:
         raise ValueError(f"{path}: empty file, no header; grade into {path.parent} again")
     return table[0], table[1:]
-
-
-def write_csv_atomically(path: Path, header: list[str], rows: list[list[str]]) -> None:
-    """Write a CSV through ``<name>.tmp`` and ``os.replace``: readers see the old file or the new one."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def merged_rows(shard_dirs: list[Path]) -> tuple[list[str], list[list[str]]]:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import html
 import io
 import itertools
 import keyword
@@ -52,6 +51,9 @@ import nbformat
 
 import course_config as cfg
 from autograder.notebook_code import is_test_cell
+from autograder.pages import render, write_page
+from autograder.submissions import read_notebook
+from autograder.text import REPLACEMENT
 
 log = logging.getLogger(__name__)
 
@@ -237,9 +239,8 @@ def read_answers(notebook: Path, release: Release) -> dict[str, Answer] | None:
     release decides whether a cell is code or free text, whatever the student turned it into.
     """
     try:
-        nb = nbformat.read(notebook, as_version=4)
-        cells = answer_cells(nb)
-    except Exception as error:  # not JSON, not a notebook, unreadable: reported by submissions.py
+        cells = answer_cells(read_notebook(notebook))
+    except Exception as error:  # not JSON, not a notebook, unreadable: graded 0 with the reason by submissions.py
         log.debug("%s: skipped in the similarity report (%s)", notebook, error)
         return None
     answers = {}
@@ -291,90 +292,53 @@ def compare(student_a: str, a: dict[str, Answer], student_b: str, b: dict[str, A
     return Pair(student_a, student_b, score, bool(reason), ordered, shared, reason)
 
 
+class Ranking(list):
+    """The pairs, best first (a ``list`` of ``Pair``), and ``notes`` naming the students that a grader
+    should know about: left out (their notebook could not be read), or shown with repaired text."""
+
+    def __init__(self, pairs: list[Pair] = (), notes: list[str] = ()):
+        super().__init__(pairs)
+        self.notes = list(notes)
+
+
 def similarity_report(submissions: list[tuple[str, Path]], *,
-                      release_notebook: Path = cfg.RELEASE_NOTEBOOK) -> list[Pair]:
+                      release_notebook: Path = cfg.RELEASE_NOTEBOOK) -> Ranking:
     """Every pair of readable submissions, flagged pairs first, then by decreasing score.
 
-    ``submissions``: (student id, notebook) pairs; unreadable notebooks are skipped (the
-    grader reports them). Each notebook is read and reduced to gram sets once, so a class of
-    300 (about 45,000 pairs) takes seconds.
+    ``submissions``: (student id, notebook) pairs; a notebook that cannot be read, or whose answers
+    cannot be compared, is left out with a note naming the student, and the others are compared.
+    Each notebook is read and reduced to gram sets once, so a class of 300 (about 45,000 pairs)
+    takes seconds.
     """
     release = read_release(release_notebook)
-    students = []
+    students, notes = [], []
     for student_id, path in submissions:
-        answers = read_answers(Path(path), release)
-        if answers is not None:
-            students.append((student_id, answers))
+        try:
+            answers = read_answers(Path(path), release)
+        except Exception as error:  # one student's notebook never stops the report of the others
+            log.warning("%s: left out of the similarity report (%s: %s)", student_id, type(error).__name__, error)
+            notes.append(f"{student_id}: left out, its answers could not be compared ({type(error).__name__}: {error})"[:300])
+            continue
+        if answers is None:
+            notes.append(f"{student_id}: left out, its notebook could not be read (graded 0 with the reason)")
+            continue
+        if any(REPLACEMENT in answer.text for answer in answers.values()):
+            notes.append(f"{student_id}: {REPLACEMENT} in its answers marks characters that no file can hold "
+                         "(replaced when it was graded)")
+        students.append((student_id, answers))
     pairs = [compare(sa, a, sb, b) for (sa, a), (sb, b) in itertools.combinations(students, 2)]
     pairs.sort(key=lambda p: (not p.flagged, -p.score, -max((m.similarity for m in p.answers.values()), default=0),
                               p.student_a, p.student_b))
-    return pairs
-
-
-STYLE = """
-body { font-family: sans-serif; margin: 2em; }
-table { border-collapse: collapse; margin-bottom: 1em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; vertical-align: top; text-align: left; }
-tr.flagged td { background: #fde2e1; }
-pre { margin: 0; white-space: pre-wrap; font-size: 0.85em; max-width: 60em; }
-td.side { width: 50%; }
-"""
-
-
-def pair_details(pair: Pair) -> str:
-    """One flagged pair: its answers side by side, the closest first."""
-    e = html.escape
-    rows = [f"<tr><th>answer</th><th>{e(pair.student_a)}</th><th>{e(pair.student_b)}</th></tr>"]
-    for grade_id, match in pair.answers.items():
-        rows.append(f"<tr><td>{e(grade_id)}<br>{match.similarity:.2f}</td>"
-                    f"<td class=side><pre>{e(match.answer_a)}</pre></td>"
-                    f"<td class=side><pre>{e(match.answer_b)}</pre></td></tr>")
-    anchor = e(f"{pair.student_a}--{pair.student_b}", quote=True)
-    return (f"<h3 id=\"{anchor}\">{e(pair.student_a)} and {e(pair.student_b)}: {e(pair.reason)}</h3>\n"
-            f"<table>{''.join(rows)}</table>")
+    return Ranking(pairs, notes)
 
 
 def write_similarity_html(pairs: list[Pair], path: Path, *, top: int = 100) -> Path:
     """Write the ranked pairs (the first ``top``) as one self-contained HTML page; return ``path``.
 
     Flagged pairs come first, highlighted, each followed further down by its answers side by
-    side. Everything a student wrote is escaped: the page holds no script and runs none.
+    side; the notes of a ``Ranking`` (students left out, text shown repaired) come first. The page
+    is ``templates/similarity.html.j2``, rendered with autoescape: it holds no script and runs none.
     """
-    e = html.escape
-    shown = pairs[:top]
-    flagged = sum(p.flagged for p in pairs)
-    rows = []
-    for rank, pair in enumerate(shown, 1):
-        link = e(f"#{pair.student_a}--{pair.student_b}", quote=True)
-        names = f"<a href=\"{link}\">{e(pair.student_a)} / {e(pair.student_b)}</a>" if pair.flagged else \
-            f"{e(pair.student_a)} / {e(pair.student_b)}"
-        closest = ", ".join(f"{e(gid)} {m.similarity:.2f}" for gid, m in list(pair.answers.items())[:3])
-        rows.append(f"<tr class=\"{'flagged' if pair.flagged else ''}\"><td>{rank}</td><td>{names}</td>"
-                    f"<td>{pair.score:.2f}</td><td>{pair.shared}</td><td>{closest}</td>"
-                    f"<td>{e(pair.reason) or '-'}</td></tr>")
-    details = "\n".join(pair_details(p) for p in shown if p.flagged)
-    page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>Similarity of submissions: {e(cfg.ASSIGNMENT_ID)}</title>
-<style>{STYLE}</style></head><body>
-<h1>Similarity of submissions: {e(cfg.ASSIGNMENT_ID)}</h1>
-<p>{flagged} of {len(pairs)} pairs flagged; the first {len(shown)} pairs are shown.</p>
-<p><b>Method.</b> Only what students wrote in the answer cells is compared, never the release's given
-code, stubs or questions. Code is tokenized without comments or layout, student-chosen names and strings
-replaced by placeholders, and cut into {cfg.SIMILARITY_CODE_KGRAM}-token grams; free text into
-{cfg.SIMILARITY_TEXT_SHINGLE}-word shingles. Answers with fewer than {cfg.SIMILARITY_MIN_ANSWER_GRAMS} grams are ignored. Per answer, similarity is the
-Jaccard index of the two gram sets; the score pools all answers both students wrote.
-<b>Flagged</b>: score at least {cfg.SIMILARITY_THRESHOLD}, or one answer at least
-{cfg.SIMILARITY_ANSWER_THRESHOLD}, with at least {cfg.SIMILARITY_MIN_SHARED_GRAMS} shared grams. A flag is a reason to read the answers, not a verdict: answers
-derived from the same model solution, or very short exercises, are alike by nature.</p>
-<table><tr><th>#</th><th>students</th><th>score</th><th>shared grams</th><th>closest answers</th>
-<th>flagged because</th></tr>
-{''.join(rows)}
-</table>
-<h2>Flagged pairs, side by side</h2>
-{details or '<p>None.</p>'}
-</body></html>
-"""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
-    return path
+    page = render("similarity.html.j2", assignment=cfg.ASSIGNMENT_ID, cfg=cfg, shown_pairs=pairs[:top],
+                  flagged=sum(p.flagged for p in pairs), total=len(pairs), notes=getattr(pairs, "notes", []))
+    return write_page(path, page)

@@ -6,14 +6,26 @@ a .zip of notebooks as a learning-management system exports it, whose file names
 student id (nbgrader's ``zip_collect`` conventions, ``course_config.ZIP_FILENAME_REGEXP``).
 A file that is not a readable notebook of this assignment is not an exception: it becomes a
 submission with a ``problem`` that the grader records as a zero with that reason.
+
+Student ids come from file names (folder names in a ``submitted/`` tree): a name made of letters,
+digits, ``.``, ``_`` and ``-`` (starting with a letter or digit, at most 64) is the id; any other
+name is cleaned by ``safe_student_id`` and graded 0 with the reason. Two files whose ids are equal,
+or differ only in case, are the run's input error (``SubmissionsError`` naming every such file):
+one student's file is never graded over another's.
+
+Text that no file can hold (a lone surrogate such as ``"\\ud800"``, valid in JSON; a NUL) is
+replaced by U+FFFD in a repaired copy of the notebook, which is graded instead (``autograder/text.py``).
 """
 from __future__ import annotations
 
+import atexit
 import json
+import logging
 import re
 import shutil
+import tempfile
 import zipfile
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +33,9 @@ import nbformat
 
 import course_config as cfg
 from autograder.late import TIMESTAMP_FILE
+from autograder.text import repaired_json, storable
+
+log = logging.getLogger(__name__)
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -35,6 +50,7 @@ class Submission:
     path: Path
     problem: str | None = None  # why it cannot be graded; None when it can
     submitted_at: str | None = None  # as written in timestamp.txt (autograder/late.py reads it)
+    repaired: int = 0  # characters no file can hold (lone surrogates, NUL) replaced by U+FFFD in ``path``
 
 
 def expected_grade_ids(source_notebook: Path = cfg.SOURCE_NOTEBOOK) -> set[str]:
@@ -77,8 +93,90 @@ def notebook_problem(path: Path, expected_ids: set[str]) -> str | None:
 
 
 def safe_student_id(raw: str) -> str:
-    """A usable id made from ``raw`` (for the row of a file whose name is not one)."""
+    """A usable id made from ``raw`` (for the row of a file whose name is not one): every character
+    other than an ASCII letter, digit, ``.``, ``_`` or ``-`` becomes ``_``, then leading and trailing
+    ``.``, ``_`` and ``-`` go, and the first 64 characters are kept (``unnamed`` if none is left)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", raw).strip("._-")[:64] or "unnamed"
+
+
+def repair_notebook(path: Path, destination: Path) -> int:
+    """Write ``path`` to ``destination`` with every lone surrogate and NUL in its strings replaced by
+    U+FFFD, if it holds any; return how many were replaced (0: nothing written). A file that is not
+    UTF-8 JSON is left to ``notebook_problem``."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return 0
+    fixed, count = repaired_json(data)
+    if count:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_text(json.dumps(fixed, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    return count
+
+
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    """A submitted notebook as version 4, with text no file can hold replaced by U+FFFD: how every
+    report reads a student's answers (the submitted copy of an unreadable notebook is not repaired).
+    Raises ``OSError``, ``ValueError`` (not UTF-8 JSON) or nbformat's errors for what is no notebook."""
+    text = Path(path).read_bytes().decode("utf-8")
+    fixed, count = repaired_json(json.loads(text))
+    return nbformat.reads(json.dumps(fixed) if count else text, as_version=4)
+
+
+_scratch: Path | None = None
+
+
+def scratch_folder() -> Path:
+    """A private folder for repaired notebooks when the caller gives none, removed when the process ends."""
+    global _scratch
+    if _scratch is None:
+        _scratch = Path(tempfile.mkdtemp(prefix="w4-repaired-"))
+        atexit.register(shutil.rmtree, _scratch, ignore_errors=True)
+    return _scratch
+
+
+def checked_submission(student_id: str, path: Path, expected_ids: set[str], repaired_dir: Path | None = None,
+                       *, problem: str | None = None, submitted_at: str | None = None) -> Submission:
+    """A submission of ``path`` checked for problems (unless ``problem`` is given); a notebook that holds
+    text no file can hold is repaired into ``repaired_dir/<student>.ipynb`` (a private temporary folder by
+    default), which is then the submission's ``path``."""
+    if problem is None:
+        problem = notebook_problem(path, expected_ids)
+    repaired = 0
+    if problem is None:
+        copy = (repaired_dir or scratch_folder()) / f"{student_id}.ipynb"
+        repaired = repair_notebook(path, copy)
+        if repaired:
+            log.warning("%s (student %s): %d character(s) that no file can hold (lone surrogates, NUL) replaced by "
+                        "U+FFFD; the repaired copy %s is graded", storable(str(path)), student_id, repaired, copy)
+            path = copy
+        else:
+            copy.unlink(missing_ok=True)  # a repaired copy of an earlier version of this submission
+    return Submission(student_id, path, storable(problem) if problem else None, submitted_at, repaired)
+
+
+REPAIRED = ".course/repaired"  # in a grading run's folder: the repaired copies that were graded
+
+
+def repair_notes(runs: list[Path], students: set[str]) -> list[str]:
+    """A line for each of ``students`` whose notebook was repaired before grading in one of ``runs``."""
+    repaired = sorted({p.stem for run in runs for p in (Path(run) / REPAIRED).glob("*.ipynb")} & students)
+    return [f"{sid}: characters of the notebook that no file can hold (lone surrogates, NUL) were replaced by "
+            "U+FFFD before grading; the answers show them as \ufffd" for sid in repaired]
+
+
+def id_collisions(found: list[tuple[str, Path]], folder: Path) -> list[str]:
+    """One line per student id that two or more files map to (ids equal but for case included)."""
+    by_id: dict[str, list[tuple[str, Path]]] = defaultdict(list)
+    for student_id, path in found:
+        by_id[student_id.casefold()].append((student_id, path))
+    lines = []
+    for group in by_id.values():
+        if len(group) > 1:
+            files = ", ".join(storable(str(path.relative_to(folder))) for _, path in group)
+            ids = " / ".join(sorted({sid for sid, _ in group}))
+            lines.append(f"student id {ids!r}: {files}")
+    return lines
 
 
 def extract_zip(archive: Path, destination: Path) -> Path:
@@ -109,10 +207,17 @@ def extract_zip(archive: Path, destination: Path) -> Path:
                 continue
             found = collector.collect(name)
             student = found["student_id"] if found and STUDENT_ID.match(found["student_id"]) else None
-            key = student or f"{UNMATCHED}{safe_student_id(Path(name).stem)}"
-            order = (found or {}).get("timestamp") or name
-            if key not in chosen or order > chosen[key][0]:
-                chosen[key] = (order, info)
+            if student is None:  # each unmatched file a row of its own, even when two names clean alike
+                key = base = f"{UNMATCHED}{safe_student_id(Path(name).stem)}"[:64]
+                number = 1
+                while key in chosen:
+                    number += 1
+                    key = f"{base[:60]}-{number}"
+                chosen[key] = (name, info)
+                continue
+            order = found.get("timestamp") or name
+            if student not in chosen or order > chosen[student][0]:
+                chosen[student] = (order, info)
         for key, (order, info) in chosen.items():
             folder = destination / key / cfg.ASSIGNMENT_ID
             folder.mkdir(parents=True)
@@ -127,8 +232,13 @@ def extract_zip(archive: Path, destination: Path) -> Path:
 UNMATCHED = "unmatched-"  # prefix of the rows of zip members whose name carries no student id
 
 
-def find_submissions(folder: Path) -> list[Submission]:
-    """Submissions under ``folder``, sorted by student id, each checked for problems."""
+def find_submissions(folder: Path, *, repaired_dir: Path | None = None) -> list[Submission]:
+    """Submissions under ``folder``, sorted by student id, each checked for problems.
+
+    Raises ``SubmissionsError`` for a folder that cannot be used: missing, empty, mixed layouts, or
+    files that map to one student id (naming them all). ``repaired_dir``: where notebooks that hold
+    text no file can hold are repaired (``checked_submission``).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise SubmissionsError(f"{folder}: not a folder of submissions (or a .zip export)")
@@ -141,18 +251,26 @@ def find_submissions(folder: Path) -> list[Submission]:
         raise SubmissionsError(
             f"{folder}: no submissions found (expected <student>/{cfg.ASSIGNMENT_ID}/{cfg.NOTEBOOK_NAME}.ipynb "
             "or <student>.ipynb)")
+    problems = {}
+    for index, (student_id, path) in enumerate(found):
+        if student_id.startswith(UNMATCHED):
+            problems[index] = (f"{path.name}: the file name does not match course_config.ZIP_FILENAME_REGEXP, "
+                               "so the student is unknown")
+        elif not STUDENT_ID.match(student_id):
+            problems[index] = f"{path.name}: '{student_id}' is not a usable student id (letters, digits, '.', '_', '-')"
+            found[index] = (safe_student_id(student_id), path)
+    collisions = id_collisions(found, folder)
+    if collisions:
+        raise SubmissionsError(
+            f"{folder}: files that map to the same student id, so none of them was graded:\n  " + "\n  ".join(collisions)
+            + "\nA student id is the file name (the folder name in a submitted/ tree) with every character other than "
+            "letters, digits, '.', '_' and '-' replaced by '_' and '.', '_', '-' trimmed at both ends; ids that differ "
+            "only in case are one. Keep one file per student (rename or remove the others) and grade again.")
     expected = expected_grade_ids()
     submissions = []
-    for student_id, path in found:
-        if student_id.startswith(UNMATCHED):
-            problem = (f"{path.name}: the file name does not match course_config.ZIP_FILENAME_REGEXP, "
-                       "so the student is unknown")
-        elif not STUDENT_ID.match(student_id):
-            problem = f"{path.name}: '{student_id}' is not a usable student id (letters, digits, '.', '_', '-')"
-            student_id = safe_student_id(student_id)
-        else:
-            problem = notebook_problem(path, expected)
+    for index, (student_id, path) in enumerate(found):
         stamp = path.parent / TIMESTAMP_FILE if nested else None
         submitted_at = stamp.read_text(errors="replace").strip() if stamp and stamp.is_file() else None
-        submissions.append(Submission(student_id, path, problem, submitted_at))
+        submissions.append(checked_submission(student_id, path, expected, repaired_dir, problem=problems.get(index),
+                                              submitted_at=submitted_at))
     return submissions

@@ -25,6 +25,7 @@ from autograder import export, formgrader, manual
 from autograder.gradebook import GRADER_ONLY, course_path
 from autograder.grade import grade
 from autograder.results import graded_cells
+from tests.browser import browser_or_skip, chrome
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 AUTO_IDS, MANUAL_IDS = graded_cells()
@@ -93,20 +94,11 @@ def test_feedback_generated_by_nbgrader_from_the_class_course_hides_the_rubrics(
     assert "For graders only" not in html and "Model answer" not in html
 
 
-def browser_or_skip():
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip("no chromium/chromedriver here: `make browser-tools` installs them (apt-get, as root); "
-                    "CI always does")
-    return pytest.importorskip("selenium", reason="selenium is in requirements.txt: `make install`")
-
-
 def test_three_answers_graded_in_the_formgrader_reach_the_gradebook(run, tmp_path):
     browser_or_skip()
     import secrets
     import socket
 
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -119,16 +111,10 @@ def test_three_answers_graded_in_the_formgrader_reach_the_gradebook(run, tmp_pat
         port = s.getsockname()[1]
     token, base = secrets.token_hex(16), f"http://127.0.0.1:{port}"
     server = formgrader.start(out, port, token, tmp_path / "home", tmp_path / "server.log")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    # the page loads MathJax from a CDN: fail that at once instead of waiting on DNS
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
-        options.add_argument(arg)
     driver = None
     try:
         formgrader.wait_ready(server, base, token)
-        driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=options)
+        driver = chrome(tmp_path / "chrome")
         driver.get(f"{base}/formgrader/submissions/{submission}/?token={token}")
         wait = WebDriverWait(driver, 30, poll_frequency=0.05)
         # typing before the page's Backbone views are bound is silently lost

@@ -1,0 +1,52 @@
+"""CSV files the grader writes for people and other tools (grades, the LMS's import, manual grades).
+
+A spreadsheet runs a cell that starts with ``=``, ``+``, ``-`` or ``@`` as a formula, and Excel
+also after a tab or a carriage return: ``=HYPERLINK(...)`` in a student's LMS display name, which
+students can set themselves, would reach the TA's spreadsheet as a live formula. Every CSV written
+here goes through ``spreadsheet_cell``: text that starts so is prefixed with a single quote, as
+OWASP's CSV-injection advice says, while numbers the grader writes stay numbers.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from autograder.text import storable
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # OWASP's list: what makes a spreadsheet read a formula
+
+
+def spreadsheet_cell(value: object) -> str:
+    """One cell as a spreadsheet should read it.
+
+    ``int`` and ``float`` (the grader's own numbers, a negative one included) are written as numbers;
+    ``None`` as an empty cell; text that starts with a character of ``FORMULA_START`` gets a leading
+    ``'``, so the spreadsheet shows it as text; text that no file can hold is repaired (``autograder.text``).
+    """
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:g}"
+    text = storable(str(value))
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def from_spreadsheet(cell: str) -> str:
+    """Text read back from a CSV this module wrote (manual-import): the quote ``spreadsheet_cell`` added removed."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_START) else cell
+
+
+def write_csv_atomically(path: Path, header: list[str], rows: list[list[object]]) -> None:
+    """Write a CSV through ``<name>.tmp`` and ``os.replace``: readers see the old file or the new one.
+
+    Every cell, header included, goes through ``spreadsheet_cell``.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([spreadsheet_cell(name) for name in header])
+    writer.writerows([spreadsheet_cell(value) for value in row] for row in rows)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    os.replace(tmp, path)
