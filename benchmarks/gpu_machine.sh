@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# The GPU measurements of the grader, as run on a lent GPU machine (torch there, no nbgrader):
+# The grader's GPU checks, on a CUDA machine that has PyTorch but not the Jupyter/nbgrader stack:
 #   bash benchmarks/gpu_machine.sh OUT_DIR
-# Expects the Jupyter/nbgrader wheels of requirements.txt (those the machine lacks) in .whl/,
-# built for its Python (pip download --python-version 3.12 ...). Writes one text file per step.
+# Expects wheels of that stack for the machine's Python in .whl/ (pip download nbgrader==0.9.6 ...
+# --python-version 3.12 --only-binary=:all:, minus what the machine has). Writes one file per step:
+# the CUDA calibration (cuda.json, calibrate.txt), the examples graded on CUDA (grade.txt,
+# grades.csv) and the per-submission times (grading-cuda.txt).
 set -o pipefail
 out=${1:?usage: gpu_machine.sh OUT_DIR}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   || { echo "gpu_machine: the wheels in .whl/ did not install"; exit 9; }
 export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1
-{ nvidia-smi -L; nproc; python3 -c "import sys, torch, torchvision; print(sys.version.split()[0], torch.__version__, torchvision.__version__)"; } \
+{ nvidia-smi -L; nproc; git rev-parse HEAD 2>/dev/null;
+  python3 -c "import sys, torch, torchvision, nbgrader; print(sys.version.split()[0], torch.__version__, torchvision.__version__, nbgrader.__version__)"; } \
   2>&1 | tee "$out/machine.txt"
-timeout 100 python3 benchmarks/convergence.py --repeats 3 --profile 2>&1 | tee "$out/convergence.txt"
-timeout 100 python3 -m autograder grade examples/submissions --out /tmp/graded --workers 4 2>&1 | tee "$out/grade.txt"
+timeout 240 python3 -m autograder calibrate 2>&1 | tee "$out/calibrate.txt"
+cp autograder/calibration/cuda.json "$out/cuda.json" 2>/dev/null
+timeout 150 python3 -m autograder grade examples/submissions --out /tmp/graded --workers 4 2>&1 | tee "$out/grade.txt"
 cp /tmp/graded/grades.csv "$out/grades.csv" 2>/dev/null
-timeout 180 python3 benchmarks/grading.py --repeats 2 --copies 0 --device cuda 2>&1 | tee "$out/grading-cuda.txt"
-timeout 170 python3 benchmarks/grading.py --repeats 2 --copies 0 --device cpu 2>&1 | tee "$out/grading-cpu.txt"
+timeout 150 python3 benchmarks/grading.py --repeats 1 --copies 0 --device cuda 2>&1 | tee "$out/grading-cuda.txt"
