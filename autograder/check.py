@@ -1,17 +1,17 @@
 """Check one notebook's visible tests, in a fresh kernel, in seconds: the instructor's side.
 
-Students run the same code: ``check.py`` in the release folder (``course_config.STUDENT_CHECKER``,
-standard library and Jupyter only). This command loads that very module and adds what only the
-instructor's copy can do: the notebook's test cells are reset to the release's own before the run
-(an edited test cannot fool the check), and the notebook is first vetted like a submission (JSON,
-size, assignment). Hidden tests are never involved: the release has none.
+Students run the same code: the release notebook's last cell (``given_check``), in their editor or
+through ``check.py`` beside it (``course_config.STUDENT_CHECKER``, standard library and Jupyter
+only). This command runs that cell's code, from the release the course shipped, and adds what only
+the instructor's copy can do: the notebook's test cells are reset to the release's own before the
+run (an edited test cannot fool the check), and the notebook is first vetted like a submission
+(JSON, size, assignment). Hidden tests are never involved: the release has none.
 
     python -m autograder check NOTEBOOK
 """
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -26,13 +26,13 @@ def student_checker() -> ModuleType:
     """The release's ``check.py``, imported from the source folder it is released from."""
     spec = importlib.util.spec_from_file_location("w4_student_check", cfg.STUDENT_CHECKER)
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
     return module
 
 
-CHECKER = student_checker()
-Verdict, format_verdicts, verdicts = CHECKER.Verdict, CHECKER.format_verdicts, CHECKER.verdicts
+# the checker of the release the course shipped (trusted), never the one in a submission
+CHECKER = student_checker().load_checker(nbformat.read(cfg.RELEASE_NOTEBOOK, as_version=4))
+Verdict, format_verdicts, verdicts = CHECKER["Verdict"], CHECKER["format_verdicts"], CHECKER["verdicts"]
 
 
 def grade_id(cell: nbformat.NotebookNode) -> str | None:
@@ -62,4 +62,4 @@ def check(notebook: Path, timeout: int = cfg.CELL_TIMEOUT_S) -> list:
     if problem:
         raise SubmissionsError(problem)
     nb = with_release_tests(nbformat.read(notebook, as_version=4))
-    return verdicts(CHECKER.execute(nb, run_folder(notebook), timeout))
+    return verdicts(CHECKER["execute"](nb, run_folder(notebook), timeout))

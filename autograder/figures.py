@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import io
 import json
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -264,6 +265,30 @@ def make_figures(out_dir: Path = FIGURES_DIR, quick: bool = False) -> list[Path]
     return paths
 
 
+FIGURE_LINK = re.compile(r"\]\((?:figures/|attachment:)(?P<name>[\w.-]+\.png)\)")
+
+
+def embed_figures(notebook: Path = cfg.SOURCE_NOTEBOOK, folder: Path = FIGURES_DIR) -> bool:
+    """Carry each figure a markdown cell shows as that cell's attachment (``attachment:<name>``), so
+    that it shows wherever the notebook goes alone (Colab); return whether the notebook changed."""
+    import base64
+
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    before = nbformat.writes(nb)
+    for cell in nb.cells:
+        names = FIGURE_LINK.findall(cell.source) if cell.cell_type == "markdown" else []
+        if names:
+            cell.source = FIGURE_LINK.sub(lambda m: f"](attachment:{m['name']})", cell.source)
+            cell["attachments"] = {name: {"image/png": base64.b64encode((folder / name).read_bytes()).decode()}
+                                   for name in names}
+    if nbformat.writes(nb) == before:
+        return False
+    notebook.write_text(nbformat.writes(nb) + "\n")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m autograder.figures [--quick] [--out DIR]``; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m autograder.figures", description=__doc__.splitlines()[0])
@@ -280,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for path in paths:
         print(f"{path} ({path.stat().st_size / 1000:.0f} kB)")
+    if out_dir.resolve() == FIGURES_DIR.resolve() and embed_figures():
+        print(f"{cfg.SOURCE_NOTEBOOK.relative_to(cfg.ROOT)}: figures embedded as attachments; run `release` next")
     return 0
 
 

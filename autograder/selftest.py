@@ -1,8 +1,9 @@
 """Prove the autograder right after an edit of the source notebook.
 
-Grades, in one run, the reference solution (full marks expected), the blank release (zero)
-and the corpus of wrong submissions in ``tests/mutants/`` (each labelled in ``expected.json``
-with the test cells it must lose and those it must keep), then re-runs the convergence tests
+Grades, in one run, the reference solution (full marks expected), the blank release (zero),
+the corpus of wrong submissions in ``tests/mutants/`` (each labelled in ``expected.json``
+with the test cells it must lose and those it must keep) and the correct alternative designs of
+``tests/alternatives/`` (full marks each), then re-runs the convergence tests
 of the reference over ``course_config.CALIBRATION_SEEDS`` seeds on this device. Prints the
 discrimination table (submission x test cell: expected, got) and the calibration; any
 surprise makes it exit non-zero.
@@ -21,6 +22,7 @@ import course_config as cfg
 from autograder.grade import GradeRow, grade, graded_cells
 
 MUTANTS = cfg.ROOT / "tests" / "mutants"
+ALTERNATIVES = cfg.ROOT / "tests" / "alternatives"
 EXAMPLES = cfg.EXAMPLES_DIR
 
 
@@ -31,15 +33,18 @@ class Expectation:
     keep: set[str]  # test cells that must keep full points
     label: str
     score: dict[str, float] = field(default_factory=dict)  # test cells that must score exactly this share
+    origin: Path = MUTANTS  # the folder of its notebook
 
 
 def expectations(auto_ids: list[str]) -> list[Expectation]:
     """Reference, blank and every mutant of ``tests/mutants/expected.json``."""
-    items = [Expectation("reference", set(), set(auto_ids), "the reference solution"),
-             Expectation("blank", set(auto_ids), set(), "the blank release")]
+    items = [Expectation("reference", set(), set(auto_ids), "the reference solution", origin=EXAMPLES),
+             Expectation("blank", set(auto_ids), set(), "the blank release", origin=EXAMPLES)]
     for name, entry in sorted(json.loads((MUTANTS / "expected.json").read_text()).items()):
         items.append(Expectation(name, set(entry["must_lose"]), set(entry["must_keep"]), entry["mistake"],
                                  entry.get("must_score", {})))
+    for name, entry in sorted(json.loads((ALTERNATIVES / "expected.json").read_text()).items()):
+        items.append(Expectation(name, set(), set(auto_ids), entry["design"], origin=ALTERNATIVES))
     return items
 
 
@@ -93,15 +98,17 @@ def run_selftest(*, seeds: int = cfg.CALIBRATION_SEEDS, workers: int = 1, out: P
         folder = Path(tmp) / "submissions"
         folder.mkdir()
         for item in items:
-            origin = EXAMPLES if item.name in ("reference", "blank") else MUTANTS
-            shutil.copy(origin / f"{item.name}.ipynb", folder / f"{item.name}.ipynb")
+            shutil.copy(item.origin / f"{item.name}.ipynb", folder / f"{item.name}.ipynb")
         rows = {row.student_id: row for row in grade(folder, out or Path(tmp) / "out", workers=workers)}
     problems = [line for item in items for line in surprises(item, rows[item.name])]
-    report = [f"selftest: {len(items)} submissions ({len(items) - 2} mutants)", discrimination_table(items, rows, auto_ids)]
+    counts = {origin: sum(item.origin == origin for item in items) for origin in (MUTANTS, ALTERNATIVES)}
+    report = [f"selftest: {len(items)} submissions ({counts[MUTANTS]} mutants, {counts[ALTERNATIVES]} correct "
+              f"alternatives)", discrimination_table(items, rows, auto_ids)]
     if calibration:
         result = calibrate.calibrate(seeds=seeds)
         report.append(calibrate.format_report(result))
         if not result["all_passed"]:
             problems.append("the reference fails a convergence test for some seed")
-    report += [f"SURPRISE {line}" for line in problems] or ["no surprise: every mutant loses exactly where expected"]
+    report += [f"SURPRISE {line}" for line in problems] or [
+        "no surprise: every mutant loses exactly where expected, every alternative earns full marks"]
     return not problems, "\n".join(report)

@@ -126,3 +126,65 @@ def test_student_check_refuses_a_file_that_is_not_a_notebook(bare_release):
     run = student_check(bare_release, "broken.ipynb")
     assert run.returncode == 2 and "broken.ipynb: not a readable notebook" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_student_check_prints_no_warning_of_its_own(bare_release):
+    run = student_check(bare_release, "reference.ipynb")
+    assert "WARNING" not in run.stderr and "without encryption" not in run.stderr, run.stderr[-2000:]
+
+
+# --- the check in the notebook's last cell: Colab's open notebook, Jupyter's saved file, or neither ------
+
+FAKE_COLAB = '''import json
+def blocking_request(request_type, request="", timeout_sec=5, parent=None):
+    # Colab hands the kernel the notebook open in its editor; cell sources come as lists of lines
+    assert request_type == "get_ipynb"
+    nb = json.load(open({path!r}))
+    for cell in nb["cells"]:
+        cell["source"] = cell["source"].splitlines(keepends=True) if isinstance(cell["source"], str) else cell["source"]
+    return {{"ipynb": nb}}
+'''
+
+
+def run_check_cell(folder, *, colab_notebook=None) -> str:
+    """Run the release's check cell in a kernel in ``folder``, as a student does (not grading)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    release = nbformat.read(cfg.RELEASE_NOTEBOOK, as_version=4)
+    check_cell = next(c for c in release.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "given_check")
+    setup = "GRADING = False\n"
+    if colab_notebook is not None:
+        package = folder / "fake_colab" / "google" / "colab"
+        package.mkdir(parents=True)
+        (package.parent / "__init__.py").write_text("")
+        (package / "__init__.py").write_text("")
+        (package / "_message.py").write_text(FAKE_COLAB.format(path=str(colab_notebook)))
+        setup += f"import sys\nsys.path.insert(0, {str(folder / 'fake_colab')!r})\n"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(setup), nbformat.v4.new_code_cell(check_cell.source)])
+    env_before = os.environ.pop("NBGRADER_EXECUTION", None)
+    try:
+        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    finally:
+        if env_before is not None:
+            os.environ["NBGRADER_EXECUTION"] = env_before
+    return "".join(o.get("text", "") for o in nb.cells[1].outputs if o.get("output_type") == "stream")
+
+
+def test_the_check_cell_checks_the_notebook_open_in_colab(tmp_path):
+    folder = shutil.copytree(cfg.RELEASE_NOTEBOOK.parent, tmp_path / "content")  # no W4_Tutorial1.ipynb saved:
+    (folder / cfg.RELEASE_NOTEBOOK.name).unlink()  # Colab's editor holds the notebook
+    printed = run_check_cell(folder, colab_notebook=MUTANTS / "ex2_bndeepnet_three_batchnorms.ipynb")
+    assert "the notebook open in Colab" in printed, printed
+    assert "FAIL  test_ex2_bn_models_structure" in printed and "BNDeepNet has 3 BatchNorm1d layers" in printed
+    assert "PASS  test_ex1_memory" in printed
+
+
+def test_the_check_cell_reads_the_saved_file_in_jupyter_and_says_what_to_do_without_one(tmp_path):
+    folder = shutil.copytree(cfg.RELEASE_NOTEBOOK.parent, tmp_path / "homework")
+    shutil.copy(EXAMPLES / "reference.ipynb", folder / cfg.RELEASE_NOTEBOOK.name)
+    printed = run_check_cell(folder)
+    assert f"{cfg.RELEASE_NOTEBOOK.name} as last saved" in printed and "7/7 test cells pass" in printed, printed
+    (folder / cfg.RELEASE_NOTEBOOK.name).unlink()
+    printed = run_check_cell(folder)
+    assert "Save this notebook under that name here" in printed and "python check.py" in printed, printed

@@ -116,7 +116,7 @@ def test_the_entrypoint_is_the_script_in_exec_form():
 def test_install_checks_an_existing_venv():
     run = run_script("install.sh", "--check-only")
     assert run.returncode == 0, run.stderr
-    assert "stack OK: Python 3.11" in run.stdout and "subset verified" in run.stdout
+    assert "stack OK: Python 3.11" in run.stdout and "subset and held-out set verified" in run.stdout
 
 
 def test_install_refuses_a_missing_venv_and_unknown_options(tmp_path):

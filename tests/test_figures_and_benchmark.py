@@ -106,12 +106,12 @@ def test_the_momentum_figure_shows_the_damping_the_text_and_the_answer_key_claim
     assert figures.momentum_numbers(paths, bowl) == shipped["by_beta"], "momentum.json is stale"
     plain, momentum = shipped["by_beta"]["0.0"], shipped["by_beta"]["0.9"]
     early, late = figures.MOMENTUM_STEPS
-    # what section 4 says and mcq_momentum keys (reduced_oscillations = True)
+    # what section 4 says and mcq_momentum keys (damps_oscillations, closer_to_minimum: True)
     assert momentum[f"crossings_in_{late}"] < plain[f"crossings_in_{late}"], "momentum does not cross less often"
     for step in (early, late):
         assert momentum[f"abs_w2_after_{step}"] < plain[f"abs_w2_after_{step}"], f"|w2| not damped after {step} steps"
     assert momentum[f"abs_w1_after_{late}"] < plain[f"abs_w1_after_{late}"], "momentum is not faster along w1"
-    caption = markdown_mentioning("figures/momentum.png")
+    caption = markdown_mentioning("attachment:momentum.png")
     for entry in (plain, momentum):
         for key in (f"abs_w2_after_{early}", f"abs_w2_after_{late}", f"abs_w1_after_{late}"):
             assert f"{entry[key]:.2f}" in caption, f"the text does not quote {key} = {entry[key]:.2f}"
@@ -127,6 +127,89 @@ def test_the_batchnorm_model_answer_quotes_the_figure() -> None:
     for name, split, epoch in quoted:
         value = f"{losses[name][split][epoch]:.2f}"
         assert value in answer, f"the model answer does not quote {name}'s {split} loss {value} (epoch {epoch})"
-    question = markdown_mentioning("figures/batchnorm.png")
+    question = markdown_mentioning("attachment:batchnorm.png")
     assert "dropout" in question and "dropout" in answer.split("**Rubric")[1], \
         "the question and the rubric must name the dropout that differs between Net and BNShallowNet"
+
+
+def mcq_key(grade_id: str) -> dict:
+    import ast
+
+    code = judge_tests()[grade_id]
+    return next(ast.literal_eval(node.value) for node in ast.parse(code).body
+                if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "_KEY")
+
+
+def judge_tests() -> dict:
+    from autograder.judge import hidden_tests
+
+    return hidden_tests(cfg.SOURCE_NOTEBOOK)
+
+
+def test_the_momentum_keys_are_what_the_figure_shows() -> None:
+    by_beta = shipped_numbers(figures.MOMENTUM_JSON)["by_beta"]
+    plain, good, high = by_beta["0.0"], by_beta["0.9"], by_beta["0.99"]
+    late = figures.MOMENTUM_STEPS[1]
+    shown = {
+        "damps_oscillations": good[f"crossings_in_{late}"] < plain[f"crossings_in_{late}"]
+        and good[f"abs_w2_after_{late}"] < plain[f"abs_w2_after_{late}"],
+        "closer_to_minimum": good[f"abs_w1_after_{late}"] < plain[f"abs_w1_after_{late}"],
+        "larger_beta_always_faster": high[f"abs_w1_after_{late}"] < good[f"abs_w1_after_{late}"],
+        "per_parameter_step_sizes": False,  # one learning rate for every parameter: the rule in section 4
+    }
+    assert mcq_key("test_mcq_momentum") == shown
+
+
+def test_each_multiple_choice_key_is_balanced() -> None:
+    for grade_id in ("test_mcq_minibatch", "test_mcq_momentum"):
+        key = mcq_key(grade_id)
+        assert sum(key.values()) * 2 == len(key), f"{grade_id}: as many True as False, so a constant answer earns 0"
+
+
+def test_the_ravine_rates_the_text_quotes(notebook) -> None:
+    import math
+
+    bowl = figures.Bowl.of_notebook(notebook)
+    plain_rate, momentum_rate = 1 - bowl.lr * bowl.curvatures[0], math.sqrt(0.9)
+    text = markdown_mentioning("attachment:momentum.png")
+    assert f"{plain_rate:.3f}" in text and f"{momentum_rate:.3f}" in text
+    plain, good = (shipped_numbers(figures.MOMENTUM_JSON)["by_beta"][b]["abs_w1_after_40"] for b in ("0.0", "0.9"))
+    assert round(plain / good) == 10 and "ten times closer" in text
+
+
+def test_the_batch_size_model_answer_quotes_the_figure() -> None:
+    numbers = shipped_numbers(figures.MINIBATCH_JSON)
+    runs, seconds = numbers["by_batch_size"], numbers["seconds_per_size"]
+    answer = " ".join(model_answer("q_convergence_vs_batch_size").split())
+    for size in ("8", "1024"):
+        assert f"{100 * runs[size]['test_accuracy']:.2f} % at {size}" in answer, size
+    middle = [100 * runs[size]["test_accuracy"] for size in ("16", "32", "64", "256")]
+    assert f"{min(middle):.2f} to {max(middle):.2f} %" in answer
+    assert f"about {round((max(middle) - min(middle)) * 100)} of the 10,000" in answer  # 0.01 % is one image
+    assert f"about {round(runs['8']['updates'] * 8, -3):,.0f} in the {seconds:g} s at b = 8" in answer
+    assert f"{runs['1024']['updates'] * 1024 / 1e6:.1f} million at b = 1024" in answer
+    assert f"{runs['1024']['updates']} at b = 1024" in answer
+
+
+def test_the_batchnorm_answer_says_what_the_losses_do() -> None:
+    deep = shipped_numbers(figures.BATCHNORM_JSON)["loss_per_epoch"]["BNDeepNet"]
+    answer = model_answer("q_bn_helped_or_hurt")
+    assert "averages 0.48 (the mean over that epoch's" in answer and f"{deep['train'][0]:.2f}" == "0.48"
+    late = deep["test"][3:]
+    assert 0.07 <= min(late) and max(late) <= 0.09 and "between 0.07\nand 0.09 from the fourth epoch" in answer
+
+
+def test_the_figures_travel_inside_the_notebook() -> None:
+    import base64
+
+    import nbformat
+
+    for path in (cfg.SOURCE_NOTEBOOK, cfg.RELEASE_NOTEBOOK):
+        cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
+        assert not any("](figures/" in c.source for c in cells), f"{path.name}: a figure linked by path"
+        shown = {m for c in cells for m in figures.FIGURE_LINK.findall(c.source)}
+        assert shown == {figures.MINIBATCH_PNG, figures.BATCHNORM_PNG, figures.MOMENTUM_PNG}
+        for cell in cells:
+            for name in figures.FIGURE_LINK.findall(cell.source):
+                embedded = base64.b64decode(cell.attachments[name]["image/png"])
+                assert embedded == (figures.FIGURES_DIR / name).read_bytes(), f"{path.name}: {name} is stale"

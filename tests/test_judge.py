@@ -37,10 +37,26 @@ def test_a_wrong_answer_loses_with_the_instructors_message(reference):
     assert verdict.share == 0 and "megabytes_1 is not the memory" in verdict.message
 
 
-def test_the_multiple_choice_share_is_computed_here(reference):
-    namespace = dict(reference, noisy_learning_process=True)  # one option of four wrong
-    verdict = JUDGE.judge("test_mcq_minibatch", judge.LocalKernel(namespace))
-    assert verdict.share == 0.75 and verdict.message == "3 of 4 options right"
+MCQ = {"test_mcq_minibatch": ["less_noisy_updates", "computationally_efficient", "increased_model_update_frequency",
+                                "memory_efficient"],
+       "test_mcq_momentum": ["damps_oscillations", "closer_to_minimum", "larger_beta_always_faster",
+                             "per_parameter_step_sizes"]}
+
+
+@pytest.mark.parametrize("gid", sorted(MCQ))
+def test_multiple_choice_rewards_knowledge_not_guessing(reference, gid):
+    # right minus wrong over four options, never below 0: a constant answer earns nothing
+    options = MCQ[gid]
+    key = {name: reference[name] for name in options}
+
+    def share(answers):
+        return JUDGE.judge(gid, judge.LocalKernel(dict(reference, **answers))).share
+
+    assert share(key) == 1
+    assert share({n: True for n in options}) == share({n: False for n in options}) == 0
+    assert share({**key, options[0]: not key[options[0]]}) == 0.5  # one slip of four: half
+    assert share({**key, options[0]: not key[options[0]], options[3]: not key[options[3]]}) == 0
+    assert share({**key, options[0]: "True"}) == 0.5  # not a bool: not right
 
 
 def test_an_error_of_the_students_code_fails_the_cell_with_its_name(reference):

@@ -62,13 +62,13 @@ def test_every_test_cell_is_made_to_fail_by_some_mutant() -> None:
     assert lost == set(AUTO_IDS), f"no mutant costs points on {sorted(set(AUTO_IDS) - lost)}"
 
 
-def test_a_multiple_choice_slip_costs_one_options_share() -> None:
+def test_a_multiple_choice_slip_costs_half_the_points() -> None:
     shares = {cell: points for expectation in MUTANTS.values() for cell, points in expectation["must_score"].items()}
     from autograder.judge import Judge
 
     partial = {gid for gid, code in Judge(cfg.SOURCE_NOTEBOOK).tests.items() if re.search(r"^share\s*=", code, re.M)}
     assert set(shares) == partial == {"test_mcq_minibatch", "test_mcq_momentum"}
-    assert all(points == 0.75 * cfg.POINTS[cell] for cell, points in shares.items())
+    assert all(points == 0.5 * cfg.POINTS[cell] for cell, points in shares.items())  # right minus wrong
 
 
 def test_a_mutation_that_does_not_apply_fails_loudly() -> None:

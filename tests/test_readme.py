@@ -34,7 +34,8 @@ class Expect:
 EXPECTED = {
     "doctor": Expect(0, (r"^sandbox\s+(ON|OFF)", r"^cell time limit\s+\d+ s", r"^canary\s+PASS: the reference earned 21/21")),
     "release": Expect(0, (r"^release check: no leak, no drift$",)),
-    "selftest": Expect(0, (r"^no surprise: every mutant loses exactly where expected$", r"all seeds pass")),
+    "selftest": Expect(0, (r"^no surprise: every mutant loses exactly where expected, every alternative earns full marks$",
+                           r"all seeds pass")),
     "check": Expect(0, (r"^PASS\s+test_ex1_memory\s+visible tests pass", r"^7/7 test cells pass their visible tests")),
     "grade": Expect(0, (r"^reference\s.*\s21/21\s+graded$", r"^blank\s.*\s0/21\s+graded$",
                         r"^partial_memory_only\s.*\s8/21\s+graded$")),

@@ -186,6 +186,8 @@ def _leaf_attributes(module) -> dict:
         value = getattr(module, name, None)
         if isinstance(value, (bool, int, float)):
             values[name] = value
+    if hasattr(module, "bias"):
+        values["bias"] = module.bias is not None
     return values
 
 

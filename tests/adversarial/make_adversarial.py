@@ -34,7 +34,7 @@ TEST_CELLS_ALL = TEST_CELLS
 
 CORPUS_DIR = Path("tests") / "adversarial"
 # every option the wrong way round: 0 points, so that no cheat can hide behind partial credit
-WRONG_MCQ = [mutation("mcq_minibatch", "noisy_learning_process = False", "noisy_learning_process = True"),
+WRONG_MCQ = [mutation("mcq_minibatch", "less_noisy_updates = True", "less_noisy_updates = False"),
              mutation("mcq_minibatch", "computationally_efficient = True", "computationally_efficient = False"),
              mutation("mcq_minibatch", "increased_model_update_frequency = False",
                       "increased_model_update_frequency = True"),

@@ -324,23 +324,32 @@ MUTANTS: dict[str, Mutant] = {
         "SGDMomentum.step does not skip parameters whose grad is None (crashes on a frozen parameter)",
         ("test_ex3_momentum_optimizer",),
         (mutation("ex3_momentum", "                if p.grad is None:\n                    continue\n", ""),)),
-    # Multiple choice
+    # Multiple choice: right minus wrong over four options, never below 0
     "mcq_minibatch_memory_efficient": Mutant(
         "answers that minibatch gradient descent is more memory efficient than single-observation SGD",
         (), (mutation("mcq_minibatch", "memory_efficient = False", "memory_efficient = True"),),
-        {"test_mcq_minibatch": 0.75 * cfg.POINTS["test_mcq_minibatch"]}),
-    "mcq_momentum_adaptive": Mutant(
-        "answers that momentum adapts a separate learning rate to each parameter",
-        (), (mutation("mcq_momentum", "adaptive = False", "adaptive = True"),),
-        {"test_mcq_momentum": 0.75 * cfg.POINTS["test_mcq_momentum"]}),
+        {"test_mcq_minibatch": 0.5 * cfg.POINTS["test_mcq_minibatch"]}),
+    "mcq_minibatch_all_true": Mutant(
+        "guesses: every minibatch option True (two right, two wrong)",
+        ("test_mcq_minibatch",),
+        (mutation("mcq_minibatch", "increased_model_update_frequency = False", "increased_model_update_frequency = True"),
+         mutation("mcq_minibatch", "memory_efficient = False", "memory_efficient = True"))),
+    "mcq_momentum_per_parameter_steps": Mutant(
+        "answers that momentum scales each parameter's step by its own squared-gradient history, as Adam does",
+        (), (mutation("mcq_momentum", "per_parameter_step_sizes = False", "per_parameter_step_sizes = True"),),
+        {"test_mcq_momentum": 0.5 * cfg.POINTS["test_mcq_momentum"]}),
+    "mcq_momentum_all_false": Mutant(
+        "guesses: every momentum option False (two right, two wrong)",
+        ("test_mcq_momentum",),
+        (mutation("mcq_momentum", "damps_oscillations = True", "damps_oscillations = False"),
+         mutation("mcq_momentum", "closer_to_minimum = True", "closer_to_minimum = False"))),
     "mcq_momentum_all_wrong": Mutant(
         "answers every momentum option the wrong way round",
         ("test_mcq_momentum",),
-        (mutation("mcq_momentum", "reduced_oscillations = True", "reduced_oscillations = False"),
-         mutation("mcq_momentum", "faster_convergence = True", "faster_convergence = False"),
-         mutation("mcq_momentum", "possibility_of_evading_local_minima = True",
-                  "possibility_of_evading_local_minima = False"),
-         mutation("mcq_momentum", "adaptive = False", "adaptive = True"))),
+        (mutation("mcq_momentum", "damps_oscillations = True", "damps_oscillations = False"),
+         mutation("mcq_momentum", "closer_to_minimum = True", "closer_to_minimum = False"),
+         mutation("mcq_momentum", "larger_beta_always_faster = False", "larger_beta_always_faster = True"),
+         mutation("mcq_momentum", "per_parameter_step_sizes = False", "per_parameter_step_sizes = True"))),
 }
 
 # --- Example submissions ----------------------------------------------------------------
