@@ -60,6 +60,7 @@ HELDOUT_PER_CLASS: Final[int] = 100
 HELDOUT_DIR: Final[Path] = ROOT / "autograder" / "heldout_mnist"  # grader-only: never in release/ nor a sandbox
 
 # --- Collecting -----------------------------------------------------------------------
+LMS: Final[str] = "canvas"
 # File names in an LMS .zip export (nbgrader zip_collect's named_regexp): must give
 # student_id, may give timestamp (the latest attempt wins). Default: nbgrader's documented
 # example, "<course>_<student>_attempt_<timestamp>_<file>.ipynb".
@@ -78,7 +79,6 @@ LATE_PENALTY_PER_UNIT: Final[float] = 0.10  # ...this share of the assignment's 
 LATE_PENALTY_CAP: Final[float] = 0.50  # at most this share; the final score never drops below 0
 
 # --- Export to the course's LMS (autograder/lms.py holds each LMS's column layout) -------
-LMS: Final[str] = "canvas"
 LMS_ASSIGNMENT_COLUMN: Final[str] = "W4 Optimization"  # the assignment's column name in the LMS gradebook
 
 # --- Similarity report (similarity.html; autograder/similarity.py says how it compares) ---
