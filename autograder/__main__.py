@@ -2,12 +2,12 @@
 
     python -m autograder doctor [--out DIR]      what this machine gives the grader; the canary
     python -m autograder release [--check]       build release/ from source/ (and verify it)
-    python -m autograder grade SUBMISSIONS --out DIR [--workers N] [--shard i/N]
+    python -m autograder grade SUBMISSIONS --out DIR [--workers N] [--shard i/N] [--remove-missing]
     python -m autograder merge SHARD_DIR... --out DIR   combine the outputs of sharded runs
     python -m autograder formgrader RUN [--port P]       nbgrader's formgrader on a run, to grade by hand
     python -m autograder manual-sheet RUN --out DIR      free-response answers per question, a CSV to fill
     python -m autograder manual-import FILE.csv --run RUN   load hand-given points into the gradebook
-    python -m autograder export RUN --out FILE [--roster LMS.csv]   final grades: LMS file, nbgrader CSV
+    python -m autograder export RUN --out FILE [--roster LMS.csv] [--times FILE]   final grades for the LMS
     python -m autograder gradescope-zip [--out FILE]     the Gradescope autograder zip
     python -m autograder demo [--out DIR]        release, then grade examples/submissions
     python -m autograder check NOTEBOOK          for students: visible tests, before submitting
@@ -42,13 +42,14 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 
 def grade_and_report(submissions: Path, out: Path, *, workers: int, shard: tuple[int, int] | None,
-                     warm: bool | None = None) -> tuple[int, list]:
+                     warm: bool | None = None, remove_missing: bool = False) -> tuple[int, list]:
     """Grade, print the table, the isolation and any grader faults; (exit status, rows)."""
     from autograder.class_report import write_class_report
     from autograder.grade import fault_summary, grade, graded_cells
     from autograder.report import summary_table
 
-    rows = grade(submissions, out, workers=workers, shard=shard, progress=True, warm=warm)
+    rows = grade(submissions, out, workers=workers, shard=shard, progress=True, warm=warm,
+                 remove_missing=remove_missing)
     print(summary_table(rows, graded_cells()[0]))
     from autograder.submissions import repair_notes
 
@@ -73,7 +74,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
         shard = parse_shard(args.shard)
     return grade_and_report(Path(args.submissions), Path(args.out), workers=args.workers, shard=shard,
-                            warm=args.kernels == "warm")[0]
+                            warm=args.kernels == "warm", remove_missing=args.remove_missing)[0]
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -124,9 +125,10 @@ def cmd_manual_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from autograder.export import export, summary
 
-    grades, lms, nbgrader_csv = export(Path(args.run), Path(args.out), roster=Path(args.roster) if args.roster else None)
-    print(summary(grades))
-    print(f"LMS import file ({cfg.LMS}): {lms}   nbgrader's CSV: {nbgrader_csv}")
+    done = export(Path(args.run), Path(args.out), roster=Path(args.roster) if args.roster else None,
+                  times=Path(args.times) if args.times else None)
+    print(summary(done.grades, done.file))
+    print(f"LMS import file ({cfg.LMS}): {done.lms}   nbgrader's CSV: {done.nbgrader_csv}   every cell: {done.final_csv}")
     return 0
 
 
@@ -220,6 +222,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--shard", metavar="i/N", help="grade only the i-th of N deterministic slices (0-based)")
     g.add_argument("--kernels", choices=["warm", "cold"], default="warm" if cfg.WARM_KERNELS else "cold",
                    help="warm: forked from a pre-imported Python per worker; cold: a fresh Python each")
+    g.add_argument("--remove-missing", action="store_true",
+                   help="remove from --out the students of earlier runs that this input does not hold")
     g.set_defaults(handler=cmd_grade)
 
     mg = sub.add_parser("merge", help="combine the grades.csv and feedback of sharded grading runs")
@@ -243,10 +247,14 @@ def parser() -> argparse.ArgumentParser:
     mi.add_argument("--run", required=True, help="the grade --out folder whose gradebook.db receives the points")
     mi.set_defaults(handler=cmd_manual_import)
 
+    times_help = ("submission times, kept in the run: a CSV of student_id,submitted_at, Canvas's submissions API "
+                  "JSON, or Moodle's grading worksheet (course_config.LATE_POLICY = 'course')")
     ex = sub.add_parser("export", help="final grades (autograded + manual - late penalty): LMS file and nbgrader CSV")
     ex.add_argument("run", help="a grade --out folder (its gradebook.db and grades.csv)")
     ex.add_argument("--out", required=True, help="the LMS import file; nbgrader's CSV goes beside it")
-    ex.add_argument("--roster", help="the LMS's gradebook export, for names and LMS ids (default: student ids only)")
+    ex.add_argument("--roster", help="the LMS's gradebook export (course_config.LMS): names, LMS ids, the assignment's "
+                                     "column and the students without a submission (default: student ids only)")
+    ex.add_argument("--times", help=times_help)
     ex.set_defaults(handler=cmd_export)
 
     gz = sub.add_parser("gradescope-zip", help="build the Gradescope autograder zip (setup.sh, run_autograder)",
