@@ -7,6 +7,7 @@
     python -m autograder formgrader RUN [--port P]       nbgrader's formgrader on a run, to grade by hand
     python -m autograder manual-sheet RUN --out DIR      free-response answers per question, a CSV to fill
     python -m autograder manual-import FILE.csv --run RUN   load hand-given points into the gradebook
+    python -m autograder feedback RUN [--times FILE]     each student's final feedback: hand grades, comments, total
     python -m autograder export RUN --out FILE [--roster LMS.csv] [--times FILE]   final grades for the LMS
     python -m autograder gradescope-zip [--out FILE]     the Gradescope autograder zip
     python -m autograder demo [--out DIR]        release, then grade examples/submissions
@@ -132,6 +133,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from autograder.feedback import write_final_feedback
+
+    done = write_final_feedback(Path(args.run), times=Path(args.times) if args.times else None)
+    folder = Path(args.run) / "final_feedback"
+    print(f"final feedback: {len(done.pages)} page(s) in {folder}/   every cell: {done.final_csv}")
+    for student, why in done.withheld.items():
+        print(f"  no page for {student}: {why}")
+    return 0
+
+
 def cmd_gradescope_zip(args: argparse.Namespace) -> int:
     from autograder.gradescope import build_zip
 
@@ -249,6 +261,11 @@ def parser() -> argparse.ArgumentParser:
 
     times_help = ("submission times, kept in the run: a CSV of student_id,submitted_at, Canvas's submissions API "
                   "JSON, or Moodle's grading worksheet (course_config.LATE_POLICY = 'course')")
+    fb = sub.add_parser("feedback", help="each student's final feedback: hand-graded points, comments, late penalty, total")
+    fb.add_argument("run", help="a grade --out folder, its answers graded by hand")
+    fb.add_argument("--times", help=times_help)
+    fb.set_defaults(handler=cmd_feedback)
+
     ex = sub.add_parser("export", help="final grades (autograded + manual - late penalty): LMS file and nbgrader CSV")
     ex.add_argument("run", help="a grade --out folder (its gradebook.db and grades.csv)")
     ex.add_argument("--out", required=True, help="the LMS import file; nbgrader's CSV goes beside it")
