@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -106,12 +108,24 @@ def cmd_formgrader(args: argparse.Namespace) -> int:
     return serve(Path(args.run), args.port)
 
 
+def this_command() -> str:
+    """How to run this program again, as typed in a shell: this very interpreter (the checkout's venv, whose
+    packages the command needs; a bare ``python`` may lack them), relative to the working folder when below it."""
+    python = Path(sys.executable)
+    try:
+        shown = str(python.relative_to(Path.cwd()))
+        shown = shown if os.sep in shown else os.path.join(".", shown)
+    except ValueError:
+        shown = str(python)
+    return f"{shlex.quote(shown)} -m autograder"
+
+
 def cmd_manual_sheet(args: argparse.Namespace) -> int:
     from autograder.manual import write_manual_sheet
 
     pages, sheet = write_manual_sheet(Path(args.run), Path(args.out))
     print(f"{len(pages)} question pages in {Path(args.out)}/; fill in {sheet}, then: "
-          f"python -m autograder manual-import {sheet} --run {args.run}")
+          f"{this_command()} manual-import {shlex.quote(str(sheet))} --run {shlex.quote(str(args.run))}")
     return 0
 
 
