@@ -141,7 +141,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from autograder.export import export, summary
 
     done = export(Path(args.run), Path(args.out), roster=Path(args.roster) if args.roster else None,
-                  times=Path(args.times) if args.times else None)
+                  times=[Path(t) for t in args.times or []])
     print(summary(done.grades, done.file))
     print(f"LMS import file ({cfg.LMS}): {done.lms}   nbgrader's CSV: {done.nbgrader_csv}   every cell: {done.final_csv}")
     return 0
@@ -150,7 +150,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_feedback(args: argparse.Namespace) -> int:
     from autograder.feedback import write_final_feedback
 
-    done = write_final_feedback(Path(args.run), times=Path(args.times) if args.times else None)
+    done = write_final_feedback(Path(args.run), times=[Path(t) for t in args.times or []])
     folder = Path(args.run) / "final_feedback"
     print(f"final feedback: {len(done.pages)} page(s) in {folder}/   every cell: {done.final_csv}")
     for student, why in done.withheld.items():
@@ -274,10 +274,10 @@ def parser() -> argparse.ArgumentParser:
     mi.set_defaults(handler=cmd_manual_import)
 
     times_help = ("submission times, kept in the run: a CSV of student_id,submitted_at, Canvas's submissions API "
-                  "JSON, or Moodle's grading worksheet (course_config.LATE_POLICY = 'course')")
+                  "JSON, or Moodle's grading worksheet (course_config.LATE_POLICY = 'course'); may be given again")
     fb = sub.add_parser("feedback", help="each student's final feedback: hand-graded points, comments, late penalty, total")
     fb.add_argument("run", help="a grade --out folder, its answers graded by hand")
-    fb.add_argument("--times", help=times_help)
+    fb.add_argument("--times", action="append", metavar="FILE", help=times_help)
     fb.set_defaults(handler=cmd_feedback)
 
     ex = sub.add_parser("export", help="final grades (autograded + manual - late penalty): LMS file and nbgrader CSV")
@@ -285,7 +285,7 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, help="the LMS import file; nbgrader's CSV goes beside it")
     ex.add_argument("--roster", help="the LMS's gradebook export (course_config.LMS): names, LMS ids, the assignment's "
                                      "column and the students without a submission (default: student ids only)")
-    ex.add_argument("--times", help=times_help)
+    ex.add_argument("--times", action="append", metavar="FILE", help=times_help)
     ex.set_defaults(handler=cmd_export)
 
     gz = sub.add_parser("gradescope-zip", help="build the Gradescope autograder zip (setup.sh, run_autograder)",

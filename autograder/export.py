@@ -81,11 +81,12 @@ class FinalGrade:
         return not self.flags
 
 
-def store_times(run: Path, times: Path) -> dict[str, str]:
-    """Read a times file (``late.read_times``) and keep it in ``run`` for the commands that follow
-    (its students replace the ones kept before); return every time kept."""
+def store_times(run: Path, times: Path | list[Path]) -> dict[str, str]:
+    """Read times files (``late.read_times``; several: the pages of Canvas's API, say) and keep them in
+    ``run`` for the commands that follow (their students replace the ones kept before); return every time kept."""
     kept = stored_times(run)
-    kept.update(read_times(times))
+    for path in [times] if isinstance(times, (str, Path)) else times:
+        kept.update(read_times(path))
     path = Path(run) / TIMES
     path.parent.mkdir(parents=True, exist_ok=True)
     write_csv_atomically(path, ["student_id", "submitted_at"], sorted(kept.items()))
@@ -122,10 +123,10 @@ def submission_time(run: Path, student_id: str, times: dict[str, str] | None = N
         return None, f"{where}: {error}: no late penalty applied; {TIME_FIX}"
 
 
-def final_grades(run: Path, *, times: Path | None = None) -> list[FinalGrade]:
+def final_grades(run: Path, *, times: Path | list[Path] | None = None) -> list[FinalGrade]:
     """Every student of the run's gradebook, with the final score; stores the late penalties there.
 
-    ``times``: a times file (``late.read_times``), kept in the run for later commands.
+    ``times``: times files (``late.read_times``), kept in the run for later commands.
     """
     run = Path(run)
     db = run / GRADEBOOK
@@ -417,7 +418,7 @@ def unassigned_files(run: Path) -> int:
     return sum(1 for row in rows if row and row[0].startswith(UNMATCHED))
 
 
-def export(run: Path, out: Path, *, roster: Path | None = None, times: Path | None = None) -> Export:
+def export(run: Path, out: Path, *, roster: Path | None = None, times: Path | list[Path] | None = None) -> Export:
     """Final grades of ``run`` into ``out`` (the LMS file), ``<out stem>-nbgrader.csv`` and ``run/final.csv``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

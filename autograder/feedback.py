@@ -83,7 +83,7 @@ class FinalFeedback:
     final_csv: Path | None = None
 
 
-def write_final_feedback(run: Path, *, times: Path | None = None) -> FinalFeedback:
+def write_final_feedback(run: Path, *, times: Path | list[Path] | None = None) -> FinalFeedback:
     """Final feedback pages of every final student of ``run`` (see the module's docstring)."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory

@@ -275,3 +275,11 @@ def test_lms_formats_name_their_columns():
     with pytest.raises(ValueError, match="autograder/lms.py knows"):
         lms_format("sakai")
     assert json.loads((FIXTURES / "canvas" / "submissions.json").read_text())[0]["user_id"] == 1001
+
+
+def test_times_files_add_up_and_stay_in_the_run(tmp_path):
+    first = tmp_path / "page1.csv"
+    first.write_text("student_id,submitted_at\nalice,2026-10-16 23:00\n1001,2026-10-10 10:00\n")
+    kept = export.store_times(tmp_path, [first, FIXTURES / "canvas" / "submissions.json"])
+    assert kept["alice"] == "2026-10-16 23:00" and kept["1001"] == "2026-10-17T01:30:00Z"  # the later file wins
+    assert export.stored_times(tmp_path) == kept  # for feedback and export, run after
