@@ -50,7 +50,9 @@ SERVERS = {"formgrader"}  # run until they print their address, then stopped wit
 
 def readme_commands() -> list[str]:
     """The ``python -m autograder`` lines of the README's code blocks, comments removed, in order."""
-    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", README.read_text(), re.S)
+    # fences open and close at the start of a line (indented in a list), each block in its language
+    fences = re.findall(r"^[ \t]*```(\w*)\n(.*?)^[ \t]*```[ \t]*$", README.read_text(), re.S | re.M)
+    blocks = [block for language, block in fences if language in ("", "bash", "sh")]
     lines = [line.split("  #")[0].strip() for block in blocks for line in block.splitlines()]
     return [line for line in lines if re.match(r"^(\.venv/bin/)?python -m autograder ", line)]
 
