@@ -41,8 +41,10 @@ EXPECTED = {
     "merge": Expect(0, (r"^merged 1 shard\(s\) into ",)),
     "gradescope-zip": Expect(0, (r"^Gradescope autograder: .*gradescope\.zip$",)),
     "formgrader": Expect(0, (r"^formgrader: http://127\.0\.0\.1:\d+/formgrader\?token=\w+",)),
-    "manual-sheet": Expect(0, (r"^7 question pages in ",)),
+    "manual-sheet": Expect(0, (r"^7 question pages in .*then: \.venv/bin/python -m autograder manual-import ",)),
     "manual-import": Expect(0, (r"^imported 0 manual grade\(s\) into ",)),  # the sheet as written: nothing filled in
+    # nothing graded by hand, no submission time in a folder: no one is final, each named with why
+    "feedback": Expect(0, (r"^final feedback: 0 page\(s\) in ", r"^  no page for reference: manual grading unfinished")),
     "export": Expect(0, (r"^reference\s+21\s", r"^0 final, 5 flagged", r"^LMS import file \(canvas\): ")),
 }
 SERVERS = {"formgrader"}  # run until they print their address, then stopped with Ctrl-C (SIGINT)
