@@ -135,9 +135,13 @@ def test_a_rerun_with_nothing_to_do_says_so(class_run):
 
 
 @pytest.mark.parametrize("class_run", ["canvas"], indirect=True)
-def test_students_missing_from_the_input_are_named_and_removed_on_request(class_run, tmp_path):
+def test_renewed_cells_and_students_missing_from_the_input(class_run, tmp_path):
     out = tmp_path / "class"
     shutil.copytree(class_run["out"], out)
+    # new tests renew the gradebook's cells: the manual grades of the 2 students graded by hand are kept
+    (out / ".course" / "gradebook.fingerprint").write_text("an older version of the tests")
+    renewed = cli("canvas", "grade", class_run["zip"], "--out", out)
+    assert renewed.returncode == 0 and "manual grades of 2 student(s) kept" in renewed.stderr, renewed.stderr[-2000:]
     fewer = download_zip("canvas", tmp_path / "fewer.zip", without="1003")  # Bob's file since deleted in Canvas
     kept = cli("canvas", "grade", fewer, "--out", out)
     assert kept.returncode == 0 and "holds 1 student(s) that this run's input does not hold: 1003" in kept.stderr
