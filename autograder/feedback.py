@@ -15,8 +15,9 @@ course's late policy), through this course's chain (``autograder/settings.py``):
 - ``StripGraderOnly``, ``StripHiddenTests`` and ``RedactTestTracebacks`` keep the rubric and every hidden
   test out of the page.
 
-Each page is ``RUN_DIR/final_feedback/<student>.html``; a student who is not final gets none (an older
-page of theirs is removed) and is listed with the reason. ``RUN_DIR/final.csv`` is written too.
+Each page is ``RUN_DIR/final_feedback/<student>.html``; a student who is not final, or whose submission
+could not be graded at all (no autograded notebook), gets none (an older page of theirs is removed) and
+is listed with the reason. ``RUN_DIR/final.csv`` is written too.
 """
 from __future__ import annotations
 
@@ -90,12 +91,16 @@ def write_final_feedback(run: Path, *, times: Path | list[Path] | None = None) -
 
     from autograder.course import run_step
     from autograder.export import FINAL_CSV, final_grades, write_final_csv
-    from autograder.gradebook import FINAL_FEEDBACK
+    from autograder.gradebook import FINAL_FEEDBACK, course_path
     from autograder.settings import nbgrader_config, venv_on_path
 
     run = Path(run).resolve()
     grades = final_grades(run, times=times)  # stores the late penalties that GetGrades reads
-    final = [g for g in grades if g.final]
+    withheld = {g.student_id: "; ".join(g.flags) for g in grades if not g.final}
+    for g in grades:  # a submission that could not be graded (not a notebook...) has no page to show
+        if g.final and not (course_path(run, "autograded", g.student_id) / f"{cfg.NOTEBOOK_NAME}.ipynb").is_file():
+            withheld[g.student_id] = f"no autograded notebook ({g.status}); its score is {g.score:g}"
+    final = [g for g in grades if g.student_id not in withheld]
     config = nbgrader_config(run)
     config.CourseDirectory.feedback_directory = SCRATCH
     config.AddFinalSummary.summaries = {g.student_id: summary_markdown(g) for g in final}
@@ -109,7 +114,6 @@ def write_final_feedback(run: Path, *, times: Path | list[Path] | None = None) -
                  f"generate_feedback for {g.student_id}")
         made = run / SCRATCH / g.student_id / cfg.ASSIGNMENT_ID / f"{cfg.NOTEBOOK_NAME}.html"
         pages.append(Path(shutil.copyfile(made, out / f"{g.student_id}.html")))
-    withheld = {g.student_id: "; ".join(g.flags) for g in grades if not g.final}
     for student in withheld:
         (out / f"{student}.html").unlink(missing_ok=True)  # a page from before it was flagged is no longer right
     shutil.rmtree(run / SCRATCH, ignore_errors=True)

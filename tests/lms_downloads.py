@@ -33,15 +33,18 @@ def members(lms: str) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def download_zip(lms: str, path: Path, *, content: bytes | None = None, extra: dict[str, str] | None = None,
+def download_zip(lms: str, path: Path, *, content: bytes | None = None, extra: dict[str, str | bytes] | None = None,
                  without: str | None = None) -> Path:
     """The LMS's download of ``tests/lms/<lms>/download.csv`` at ``path``; each notebook holds its example
-    (or ``content``); ``extra``: more members, path -> example stem; ``without``: the student left out."""
+    (or ``content``); ``extra``: more members, path -> example stem or the bytes it holds; ``without``: the
+    student left out."""
     rows = [m for m in members(lms) if without is None or m["student"] != without]
     rows += [{"path": p, "notebook": n, "student": ""} for p, n in (extra or {}).items()]
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for row in rows:
-            if row["notebook"] == "-":
+            if isinstance(row["notebook"], bytes):
+                data = row["notebook"]
+            elif row["notebook"] == "-":
                 data = f"Name: {row['path']}\nSubmission Field: There is no student submission text data.\n".encode()
             else:
                 data = content if content is not None else (cfg.EXAMPLES_DIR / f"{row['notebook']}.ipynb").read_bytes()

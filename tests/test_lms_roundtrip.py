@@ -151,6 +151,13 @@ def test_renewed_cells_and_students_missing_from_the_input(class_run, tmp_path):
     assert not (out / "submitted" / "1003").exists() and not (out / "feedback" / "1003.html").exists()
     with Gradebook(f"sqlite:///{out / 'gradebook.db'}", cfg.COURSE_ID) as gb:
         assert sorted(s.id for s in gb.students) == ["1001", "1002"]
+    # Bob uploads a file that is no notebook: 0 points, his fault; final, but no feedback page to give
+    broken = download_zip("canvas", tmp_path / "broken.zip", without="1003",
+                          extra={"roebob_1003_50999_W4_Tutorial1.ipynb": b"{not json"})
+    assert cli("canvas", "grade", broken, "--out", out).returncode == 0
+    pages = cli("canvas", "feedback", out)
+    assert pages.returncode == 0 and "final feedback: 2 page(s)" in pages.stdout, pages.stderr[-2000:]
+    assert "no page for 1003: no autograded notebook (error: " in pages.stdout
     # the LMS's policy: nothing taken off here, no one flagged for a time, Canvas's marker shown
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cfg, "LMS", "canvas")
