@@ -60,16 +60,24 @@ HELDOUT_PER_CLASS: Final[int] = 100
 HELDOUT_DIR: Final[Path] = ROOT / "autograder" / "heldout_mnist"  # grader-only: never in release/ nor a sandbox
 
 # --- Collecting -----------------------------------------------------------------------
-# File names in an LMS .zip export (nbgrader zip_collect's named_regexp): must give
-# student_id, may give timestamp (the latest attempt wins). Default: nbgrader's documented
-# example, "<course>_<student>_attempt_<timestamp>_<file>.ipynb".
-ZIP_FILENAME_REGEXP: Final[str] = r".*_(?P<student_id>\w+)_attempt_(?P<timestamp>[0-9\-]+)_(?P<file_id>\w+)"
+# The course's learning-management system: "canvas", "moodle" or "blackboard". It says how the names in
+# its submissions download (.zip) read (autograder/lms.py) and the layout of its roster and grade import.
+LMS: Final[str] = "canvas"
+# None: the LMS's own download names. Else a pattern of the zip members' paths, matched from their start,
+# with a student_id group and, optionally, timestamp (the latest attempt wins); the LMS's fields are read
+# from the left, since the end of each name is the file name the student chose.
+ZIP_FILENAME_REGEXP: Final[str | None] = None
 
 MAX_SUBMISSION_MB: Final[int] = 50  # a notebook is ~0.2 MB; larger ones carry giant outputs
 
 # --- Deadline and late policy ----------------------------------------------------------
-# Submission times come from nbgrader's timestamp.txt (submitted/ tree) or the LMS zip's
-# file names (the regexp's timestamp group); a time without a zone is in COURSE_TIMEZONE.
+# "course": the penalty below is computed here, from each submission's time (nbgrader's timestamp.txt,
+# the time in the download's names, or `export --times FILE`); a submission without a time is flagged.
+# "lms": the LMS applies its own late policy (Canvas's), nothing is taken off here, and no one is
+# flagged for a missing time.
+LATE_POLICY: Final[str] = "course"
+# Submission times come from nbgrader's timestamp.txt (submitted/ tree), the LMS download's names
+# (Blackboard's attempt time) or a times file; a time without a zone is in COURSE_TIMEZONE.
 COURSE_TIMEZONE: Final[str] = "America/New_York"  # IANA zone of the due date
 DUE_DATE: Final[str] = "2026-10-16 23:59"  # local time in COURSE_TIMEZONE
 LATE_GRACE_MINUTES: Final[int] = 15  # submissions this late count as on time (upload lag)
@@ -78,8 +86,11 @@ LATE_PENALTY_PER_UNIT: Final[float] = 0.10  # ...this share of the assignment's 
 LATE_PENALTY_CAP: Final[float] = 0.50  # at most this share; the final score never drops below 0
 
 # --- Export to the course's LMS (autograder/lms.py holds each LMS's column layout) -------
-LMS: Final[str] = "canvas"
-LMS_ASSIGNMENT_COLUMN: Final[str] = "W4 Optimization"  # the assignment's column name in the LMS gradebook
+# the assignment's column in the LMS gradebook, before the id the LMS adds ("W4 Optimization (123456)" in
+# Canvas, "W4 Optimization [Total Pts: 32 Score] |123456" in Blackboard; Moodle's worksheet is the assignment's)
+LMS_ASSIGNMENT_COLUMN: Final[str] = "W4 Optimization"
+# what a roster student without a submission gets in the LMS file: "zero" (0 points) or "blank" (no change)
+MISSING_SUBMISSION: Final[str] = "zero"
 
 # --- Similarity report (similarity.html; autograder/similarity.py says how it compares) ---
 SIMILARITY_CODE_KGRAM: Final[int] = 6  # tokens per code k-gram: about one short statement

@@ -2,12 +2,13 @@
 
     python -m autograder doctor [--out DIR]      what this machine gives the grader; the canary
     python -m autograder release [--check]       build release/ from source/ (and verify it)
-    python -m autograder grade SUBMISSIONS --out DIR [--workers N] [--shard i/N]
+    python -m autograder grade SUBMISSIONS --out DIR [--workers N] [--shard i/N] [--remove-missing]
     python -m autograder merge SHARD_DIR... --out DIR   combine the outputs of sharded runs
     python -m autograder formgrader RUN [--port P]       nbgrader's formgrader on a run, to grade by hand
     python -m autograder manual-sheet RUN --out DIR      free-response answers per question, a CSV to fill
     python -m autograder manual-import FILE.csv --run RUN   load hand-given points into the gradebook
-    python -m autograder export RUN --out FILE [--roster LMS.csv]   final grades: LMS file, nbgrader CSV
+    python -m autograder feedback RUN [--times FILE]     each student's final feedback: hand grades, comments, total
+    python -m autograder export RUN --out FILE [--roster LMS.csv] [--times FILE]   final grades for the LMS
     python -m autograder gradescope-zip [--out FILE]     the Gradescope autograder zip
     python -m autograder demo [--out DIR]        release, then grade examples/submissions
     python -m autograder check NOTEBOOK          for students: visible tests, before submitting
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -42,13 +45,14 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 
 def grade_and_report(submissions: Path, out: Path, *, workers: int, shard: tuple[int, int] | None,
-                     warm: bool | None = None) -> tuple[int, list]:
+                     warm: bool | None = None, remove_missing: bool = False) -> tuple[int, list]:
     """Grade, print the table, the isolation and any grader faults; (exit status, rows)."""
     from autograder.class_report import write_class_report
     from autograder.grade import fault_summary, grade, graded_cells
     from autograder.report import summary_table
 
-    rows = grade(submissions, out, workers=workers, shard=shard, progress=True, warm=warm)
+    rows = grade(submissions, out, workers=workers, shard=shard, progress=True, warm=warm,
+                 remove_missing=remove_missing)
     print(summary_table(rows, graded_cells()[0]))
     from autograder.submissions import repair_notes
 
@@ -73,7 +77,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
         shard = parse_shard(args.shard)
     return grade_and_report(Path(args.submissions), Path(args.out), workers=args.workers, shard=shard,
-                            warm=args.kernels == "warm")[0]
+                            warm=args.kernels == "warm", remove_missing=args.remove_missing)[0]
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -104,12 +108,24 @@ def cmd_formgrader(args: argparse.Namespace) -> int:
     return serve(Path(args.run), args.port)
 
 
+def this_command() -> str:
+    """How to run this program again, as typed in a shell: this very interpreter (the checkout's venv, whose
+    packages the command needs; a bare ``python`` may lack them), relative to the working folder when below it."""
+    python = Path(sys.executable)
+    try:
+        shown = str(python.relative_to(Path.cwd()))
+        shown = shown if os.sep in shown else os.path.join(".", shown)
+    except ValueError:
+        shown = str(python)
+    return f"{shlex.quote(shown)} -m autograder"
+
+
 def cmd_manual_sheet(args: argparse.Namespace) -> int:
     from autograder.manual import write_manual_sheet
 
     pages, sheet = write_manual_sheet(Path(args.run), Path(args.out))
     print(f"{len(pages)} question pages in {Path(args.out)}/; fill in {sheet}, then: "
-          f"python -m autograder manual-import {sheet} --run {args.run}")
+          f"{this_command()} manual-import {shlex.quote(str(sheet))} --run {shlex.quote(str(args.run))}")
     return 0
 
 
@@ -124,9 +140,21 @@ def cmd_manual_import(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from autograder.export import export, summary
 
-    grades, lms, nbgrader_csv = export(Path(args.run), Path(args.out), roster=Path(args.roster) if args.roster else None)
-    print(summary(grades))
-    print(f"LMS import file ({cfg.LMS}): {lms}   nbgrader's CSV: {nbgrader_csv}")
+    done = export(Path(args.run), Path(args.out), roster=Path(args.roster) if args.roster else None,
+                  times=[Path(t) for t in args.times or []])
+    print(summary(done.grades, done.file))
+    print(f"LMS import file ({cfg.LMS}): {done.lms}   nbgrader's CSV: {done.nbgrader_csv}   every cell: {done.final_csv}")
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from autograder.feedback import write_final_feedback
+
+    done = write_final_feedback(Path(args.run), times=[Path(t) for t in args.times or []])
+    folder = Path(args.run) / "final_feedback"
+    print(f"final feedback: {len(done.pages)} page(s) in {folder}/   every cell: {done.final_csv}")
+    for student, why in done.withheld.items():
+        print(f"  no page for {student}: {why}")
     return 0
 
 
@@ -220,6 +248,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--shard", metavar="i/N", help="grade only the i-th of N deterministic slices (0-based)")
     g.add_argument("--kernels", choices=["warm", "cold"], default="warm" if cfg.WARM_KERNELS else "cold",
                    help="warm: forked from a pre-imported Python per worker; cold: a fresh Python each")
+    g.add_argument("--remove-missing", action="store_true",
+                   help="remove from --out the students of earlier runs that this input does not hold")
     g.set_defaults(handler=cmd_grade)
 
     mg = sub.add_parser("merge", help="combine the grades.csv and feedback of sharded grading runs")
@@ -243,10 +273,19 @@ def parser() -> argparse.ArgumentParser:
     mi.add_argument("--run", required=True, help="the grade --out folder whose gradebook.db receives the points")
     mi.set_defaults(handler=cmd_manual_import)
 
+    times_help = ("submission times, kept in the run: a CSV of student_id,submitted_at, Canvas's submissions API "
+                  "JSON, or Moodle's grading worksheet (course_config.LATE_POLICY = 'course'); may be given again")
+    fb = sub.add_parser("feedback", help="each student's final feedback: hand-graded points, comments, late penalty, total")
+    fb.add_argument("run", help="a grade --out folder, its answers graded by hand")
+    fb.add_argument("--times", action="append", metavar="FILE", help=times_help)
+    fb.set_defaults(handler=cmd_feedback)
+
     ex = sub.add_parser("export", help="final grades (autograded + manual - late penalty): LMS file and nbgrader CSV")
     ex.add_argument("run", help="a grade --out folder (its gradebook.db and grades.csv)")
     ex.add_argument("--out", required=True, help="the LMS import file; nbgrader's CSV goes beside it")
-    ex.add_argument("--roster", help="the LMS's gradebook export, for names and LMS ids (default: student ids only)")
+    ex.add_argument("--roster", help="the LMS's gradebook export (course_config.LMS): names, LMS ids, the assignment's "
+                                     "column and the students without a submission (default: student ids only)")
+    ex.add_argument("--times", action="append", metavar="FILE", help=times_help)
     ex.set_defaults(handler=cmd_export)
 
     gz = sub.add_parser("gradescope-zip", help="build the Gradescope autograder zip (setup.sh, run_autograder)",

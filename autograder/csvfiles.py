@@ -16,6 +16,7 @@ from pathlib import Path
 from autograder.text import storable
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # OWASP's list: what makes a spreadsheet read a formula
+NOT_FORMULAS = frozenset({"-"})  # a lone dash, no formula: Moodle's worksheet writes it for "none", and reads it back
 
 
 def spreadsheet_cell(value: object) -> str:
@@ -23,14 +24,15 @@ def spreadsheet_cell(value: object) -> str:
 
     ``int`` and ``float`` (the grader's own numbers, a negative one included) are written as numbers;
     ``None`` as an empty cell; text that starts with a character of ``FORMULA_START`` gets a leading
-    ``'``, so the spreadsheet shows it as text; text that no file can hold is repaired (``autograder.text``).
+    ``'``, so the spreadsheet shows it as text (a lone ``-`` is no formula and stays as it is); text that
+    no file can hold is repaired (``autograder.text``).
     """
     if value is None:
         return ""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"{value:g}"
     text = storable(str(value))
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return "'" + text if text.startswith(FORMULA_START) and text not in NOT_FORMULAS else text
 
 
 def from_spreadsheet(cell: str) -> str:
@@ -38,13 +40,14 @@ def from_spreadsheet(cell: str) -> str:
     return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_START) else cell
 
 
-def write_csv_atomically(path: Path, header: list[str], rows: list[list[object]]) -> None:
+def write_csv_atomically(path: Path, header: list[str], rows: list[list[object]], *, quote_all: bool = False) -> None:
     """Write a CSV through ``<name>.tmp`` and ``os.replace``: readers see the old file or the new one.
 
-    Every cell, header included, goes through ``spreadsheet_cell``.
+    Every cell, header included, goes through ``spreadsheet_cell``; ``quote_all`` puts every cell in
+    quotes (Blackboard asks it of comma-separated uploads).
     """
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL)
     writer.writerow([spreadsheet_cell(name) for name in header])
     writer.writerows([spreadsheet_cell(value) for value in row] for row in rows)
     tmp = path.with_name(path.name + ".tmp")

@@ -1,18 +1,28 @@
 """Final grades of a grading run: autograded plus manual points, minus the late penalty.
 
-Reads the class gradebook (``OUT/gradebook.db``), the run's ``grades.csv`` (each row's status)
-and the submission times in ``OUT/submitted/``; writes the LMS's import file and nbgrader's CSV
-beside it, and stores each late penalty in the gradebook as nbgrader does.
+Reads the class gradebook (``OUT/gradebook.db``), the run's ``grades.csv`` (each row's status),
+the submission times (``OUT/submitted/``, or a times file) and the LMS's own roster; writes the
+LMS's import file, nbgrader's CSV beside it and ``OUT/final.csv``, and stores each late penalty
+in the gradebook as nbgrader does.
 
-    python -m autograder export RUN_DIR --out FILE.csv [--roster LMS_EXPORT.csv]
+    python -m autograder export RUN_DIR --out FILE.csv [--roster LMS_EXPORT.csv] [--times FILE]
 
 A student is flagged, and gets no score in the LMS file (a blank changes nothing there), when a
-free-response answer still waits for its grader or the grader failed on the submission. A
-submission time that is missing or unreadable is flagged too, never taken as on time.
+free-response answer still waits for its grader or the grader failed on the submission. Under
+``course_config.LATE_POLICY = "course"`` a submission time that is missing or unreadable is
+flagged too, never taken as on time.
+
+The roster is the LMS's gradebook export (``autograder/lms.py`` says each LMS's columns). Every
+graded student must be found in it, by the LMS id of the download's names or by any of the LMS's
+identity columns (Canvas: ``ID``, ``SIS Login ID``, ``SIS User ID``); the upload keeps the
+roster's own assignment column (``W4 Optimization (123456)``) and refuses a roster without it.
+Roster students without a submission are listed and get ``course_config.MISSING_SUBMISSION``;
+the LMS's Test Student is skipped, and the summary says so.
 """
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,13 +32,17 @@ from nbgrader.api import Gradebook, MissingEntry
 import course_config as cfg
 from autograder.csvfiles import write_csv_atomically
 from autograder.gradebook import GRADEBOOK, course_path
-from autograder.late import TIMESTAMP_FILE, Lateness, check_policy, due_date, lateness, parse_time
-from autograder.lms import lms_format
-from autograder.results import GRADER_ERROR
+from autograder.late import (TIME_FIX, TIMESTAMP_FILE, Lateness, check_policy, due_date, lateness, parse_time,
+                             read_times)
+from autograder.lms import LmsFormat, lms_format
+from autograder.results import GRADER_ERROR, graded_cells
 from autograder.shards import read_grades
+from autograder.submissions import UNMATCHED, read_origin
 
 NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
                     "raw_score", "late_submission_penalty", "score", "max_score"]  # nbgrader's CsvExportPlugin
+FINAL_CSV = "final.csv"  # beside grades.csv: every cell's points once graded, the late penalty, the final score
+TIMES = ".course/submission_times.csv"  # in a run: the times given with --times, kept for later commands
 
 
 @dataclass
@@ -40,6 +54,9 @@ class FinalGrade:
     unfinished: list[str] = field(default_factory=list)  # free-response answers still to grade
     status: str = "graded"  # the row's status in grades.csv
     flagged: bool = False  # a grader flagged the submission in the formgrader
+    cells: dict[str, float | None] = field(default_factory=dict)  # grade id -> points (manual ones once graded)
+    origin: dict | None = None  # what the LMS's download said (lms.json): its ids, name, late marker
+    notes: list[str] = field(default_factory=list)  # for the reader, no flag (the LMS's late marker)
 
     @property
     def score(self) -> float | None:
@@ -60,28 +77,63 @@ class FinalGrade:
 
     @property
     def final(self) -> bool:
-        """Ready for the LMS: graded, every answer graded, the submission time known."""
+        """Ready for the LMS: graded, every answer graded, the submission time known (under the course's policy)."""
         return not self.flags
 
 
-def submission_time(run: Path, student_id: str) -> tuple[datetime | None, str | None]:
-    """(aware datetime or None, problem) from ``submitted/<student>/<assignment>/timestamp.txt``."""
+def store_times(run: Path, times: Path | list[Path]) -> dict[str, str]:
+    """Read times files (``late.read_times``; several: the pages of Canvas's API, say) and keep them in
+    ``run`` for the commands that follow (their students replace the ones kept before); return every time kept."""
+    kept = stored_times(run)
+    for path in [times] if isinstance(times, (str, Path)) else times:
+        kept.update(read_times(path))
+    path = Path(run) / TIMES
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_csv_atomically(path, ["student_id", "submitted_at"], sorted(kept.items()))
+    return kept
+
+
+def stored_times(run: Path) -> dict[str, str]:
+    path = Path(run) / TIMES
+    return read_times(path) if path.is_file() else {}
+
+
+def submission_time(run: Path, student_id: str, times: dict[str, str] | None = None,
+                    origin: dict | None = None) -> tuple[datetime | None, str | None]:
+    """(aware datetime or None, problem): the times file's, else ``submitted/<student>/<assignment>/timestamp.txt``.
+
+    A download's student id is the LMS's (Canvas's user id, Moodle's participant id), which the
+    LMS's own times files use too.
+    """
     stamp = course_path(run, "submitted", student_id) / TIMESTAMP_FILE
-    if not stamp.is_file():
-        return None, f"submission time unknown (no {TIMESTAMP_FILE}): no late penalty applied, check it"
+    text, where = None, None
+    for key in (student_id, (origin or {}).get("lms_id")):
+        if key and times and key in times:
+            text, where = times[key], f"{Path(run) / TIMES}: {key}"
+            break
+    if text is None and stamp.is_file():
+        text, where = stamp.read_text(), str(stamp)
+    if text is None:
+        marker = " (Canvas marks it late)" if (origin or {}).get("late") else ""
+        return None, (f"submission time unknown (no {TIMESTAMP_FILE}, no times file){marker}: no late penalty "
+                      f"applied; {TIME_FIX}")
     try:
-        return parse_time(stamp.read_text()), None
+        return parse_time(text), None
     except ValueError as error:
-        return None, f"{stamp}: {error}: no late penalty applied, check it"
+        return None, f"{where}: {error}: no late penalty applied; {TIME_FIX}"
 
 
-def final_grades(run: Path) -> list[FinalGrade]:
-    """Every student of the run's gradebook, with the final score; stores the late penalties there."""
+def final_grades(run: Path, *, times: Path | list[Path] | None = None) -> list[FinalGrade]:
+    """Every student of the run's gradebook, with the final score; stores the late penalties there.
+
+    ``times``: times files (``late.read_times``), kept in the run for later commands.
+    """
     run = Path(run)
     db = run / GRADEBOOK
     if not db.is_file():
         raise ValueError(f"{db}: no class gradebook; grade into {run} first (python -m autograder grade ... --out {run})")
     check_policy()
+    known_times = store_times(run, times) if times else stored_times(run)
     header, rows = read_grades(run / "grades.csv")
     status = {row[0]: row[header.index("status")] for row in rows}
     grades = []
@@ -92,18 +144,28 @@ def final_grades(run: Path) -> list[FinalGrade]:
             except MissingEntry:
                 continue
             submission = gb.find_submission(cfg.ASSIGNMENT_ID, student)
+            origin = read_origin(course_path(run, "submitted", student))
             row_status = status.get(student, f"{GRADER_ERROR}no row in grades.csv")
             fault = row_status.startswith(GRADER_ERROR)  # no score where the grader earned none
             raw = None if fault else float(sum(g.score for g in notebook.grades))
             unfinished = [] if fault else [g.name for g in notebook.grades if g.needs_manual_grade]
-            when, problem = submission_time(run, student)
+            when, problem = submission_time(run, student, known_times, origin)
             late = lateness(when, raw or 0.0, float(notebook.max_score), extension=submission.extension,
                             problem=problem)
             notebook.late_submission_penalty = late.penalty or None
+            cells = {g.name: None if fault or g.needs_manual_grade else float(g.score) for g in notebook.grades}
+            notes = [late_marker_note()] if (origin or {}).get("late") else []
             grades.append(FinalGrade(student, raw, float(notebook.max_score), late, unfinished, row_status,
-                                     bool(notebook.flagged)))
+                                     bool(notebook.flagged), cells, origin, notes))
         gb.db.commit()
     return grades
+
+
+def late_marker_note() -> str:
+    """What Canvas's late marker of a download means under this course's policy."""
+    if cfg.LATE_POLICY == "lms":
+        return "late by Canvas's marker: Canvas's late policy applies"
+    return "Canvas marks it late: if Canvas's own late policy is on too, the penalty is taken twice"
 
 
 def write_nbgrader_csv(grades: list[FinalGrade], path: Path) -> Path:
@@ -121,63 +183,271 @@ def write_nbgrader_csv(grades: list[FinalGrade], path: Path) -> Path:
     return path
 
 
-def number(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
-
-
-def read_roster(path: Path, key: str) -> dict[str, dict[str, str]]:
-    """The LMS's own gradebook export, by its ``key`` column; ``ValueError`` naming the file and the column."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            table = list(csv.DictReader(f))
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); export the roster from "
-                         "the LMS again, or save it as 'CSV UTF-8'") from None
-    if not table or key not in table[0]:
-        raise ValueError(f"{path}: no {key!r} column; give the LMS's gradebook export (course_config.LMS = {cfg.LMS!r})")
-    return {row[key].strip(): row for row in table if row.get(key, "").strip()}
-
-
-def write_lms_csv(grades: list[FinalGrade], path: Path, *, roster: Path | None = None) -> Path:
-    """The LMS's import file (``course_config.LMS``): identity columns, then the assignment's score.
-
-    Students with a flag get a blank score, which the LMS ignores, so nothing unfinished is posted. The
-    roster's fields (names a student may set in the LMS) reach the file as text that a spreadsheet does
-    not run as a formula (``autograder/csvfiles.py``); scores stay numbers.
-    """
-    layout = lms_format(cfg.LMS)
-    people = read_roster(roster, layout.key) if roster else {}
-    unknown = [g.student_id for g in grades if people and g.student_id not in people]
-    if unknown:
-        raise ValueError(f"{roster}: no {layout.key} for {', '.join(unknown)}; nothing was written")
-    header = [*layout.identity, cfg.LMS_ASSIGNMENT_COLUMN]
+def write_final_csv(grades: list[FinalGrade], path: Path) -> Path:
+    """``final.csv``: per student, every graded cell's points (the q_* ones once graded by hand), the
+    autograded and manual sums, the late penalty, the final score (blank until final) and the flags."""
+    auto_ids, manual_ids = graded_cells()
+    header = ["student_id", *auto_ids, *manual_ids, "autograded", "manual", "raw_score", "late_penalty",
+              "final_score", "max_score", "flags"]
     rows = []
-    if layout.points_row is not None:
-        rows.append([layout.points_row, *[""] * (len(layout.identity) - 1), grades[0].max_score if grades else None])
     for g in grades:
-        person = people.get(g.student_id, {layout.name: g.student_id, layout.key: g.student_id})
-        rows.append([person.get(column, "") for column in layout.identity] + [g.score if g.final else None])
+        auto = None if g.raw_score is None else sum(g.cells.get(c) or 0.0 for c in auto_ids)
+        manual = None if g.raw_score is None or g.unfinished else sum(g.cells.get(c) or 0.0 for c in manual_ids)
+        rows.append([g.student_id, *[g.cells.get(c) for c in auto_ids + manual_ids], auto, manual, g.raw_score,
+                     g.late.penalty, g.score if g.final else None, g.max_score, "; ".join(g.flags)])
     write_csv_atomically(path, header, rows)
     return path
 
 
-def export(run: Path, out: Path, *, roster: Path | None = None) -> tuple[list[FinalGrade], Path, Path]:
-    """Final grades of ``run`` into ``out`` (the LMS file) and ``<out stem>-nbgrader.csv``."""
+def number(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+@dataclass
+class Roster:
+    """An LMS's gradebook export: its columns, its students in its order, and what is not a student."""
+    path: Path
+    columns: list[str]
+    rows: list[dict[str, str]]  # the students, the LMS's test user included (``LmsFormat.is_test_student``)
+    points: dict[str, str] | None = None  # the "points possible" row (Canvas)
+
+
+def read_roster(path: Path, layout: LmsFormat | None = None) -> Roster:
+    """The LMS's gradebook export (comma- or tab-separated, UTF-8 or Blackboard's UTF-16); ``ValueError``
+    naming the file and the fix. Rows without any identity value (Canvas's "Points Possible" and
+    posting rows) are not students."""
+    layout = layout or lms_format()
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-16") if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); export the roster from "
+                         "the LMS again, or save it as 'CSV UTF-8'") from None
+    first = text.split("\n", 1)[0]
+    table = list(csv.DictReader(io.StringIO(text), delimiter="\t" if first.count("\t") > first.count(",") else ","))
+    columns = [c for c in (table[0].keys() if table else next(csv.reader([first]))) if c is not None]
+    keys = [k.column for k in layout.keys if k.column in columns]
+    if not keys:
+        raise ValueError(f"{path}: none of the columns that identify a student in {layout.label}'s gradebook export "
+                         f"({', '.join(k.column for k in layout.keys)}); its columns: {', '.join(columns) or 'none'}. "
+                         f"Give {layout.label}'s own export (course_config.LMS = {cfg.LMS!r})")
+    points, rows = None, []
+    for row in table:
+        name = (row.get(layout.name) or "").strip()
+        if layout.points_row and name == layout.points_row.strip():
+            points = row
+        elif any((row.get(k) or "").strip() for k in keys):
+            rows.append({c: (row.get(c) or "") for c in columns})
+    return Roster(Path(path), columns, rows, points)
+
+
+def roster_column(roster: Roster, layout: LmsFormat) -> str:
+    """The roster's own header of this assignment's column (``W4 Optimization (123456)``); ``ValueError``
+    naming the columns the roster has when it has none, or several."""
+    pattern = layout.roster_column()
+    found = [c for c in roster.columns if pattern.fullmatch(c)]
+    if len(found) == 1:
+        return found[0]
+    identity = set(layout.identity) | {k.column for k in layout.keys} | {layout.name}
+    others = [c for c in roster.columns if c not in identity]
+    if found:
+        raise ValueError(f"{roster.path}: {len(found)} columns are this assignment's: {', '.join(found)}; rename "
+                         f"all but one in {layout.label}, or make course_config.LMS_ASSIGNMENT_COLUMN tell them apart")
+    raise ValueError(f"{roster.path}: no column {layout.score_shape.format(column=cfg.LMS_ASSIGNMENT_COLUMN)!r}"
+                     f"; {layout.label} would create a new assignment for a column it does not "
+                     f"know. Its columns: {', '.join(others) or 'none'}. Set course_config.LMS_ASSIGNMENT_COLUMN to "
+                     "the assignment's name as the roster spells it (without the id), or export the roster again "
+                     "after creating the assignment")
+
+
+@dataclass
+class LmsFile:
+    """The LMS's import file, and what the export says about it."""
+    header: list[str]
+    rows: list[list[object]]
+    missing: list[str] = field(default_factory=list)  # roster students without a submission
+    skipped: list[str] = field(default_factory=list)  # the LMS's test users, left out
+    warnings: list[str] = field(default_factory=list)
+
+
+def match_roster(grades: list[FinalGrade], roster: Roster, layout: LmsFormat) -> dict[str, int]:
+    """Student id -> roster row index. A download's student is found by the LMS id of its names in the
+    LMS's column for it (Canvas ``ID``, Moodle ``Identifier``, Blackboard ``Username``); any other by every
+    identity column the roster has. ``ValueError`` naming the students found nowhere, or in two rows."""
+    index: dict[tuple[str, str], list[int]] = {}
+    for i, row in enumerate(roster.rows):
+        for key in layout.keys:
+            value = (row.get(key.column) or "").strip()
+            if value:
+                index.setdefault((key.column, value.casefold()), []).append(i)
+    found, unknown, ambiguous = {}, [], []
+    for g in grades:
+        origin = g.origin or {}
+        downloaded = origin.get("lms") == cfg.LMS and origin.get("lms_id")
+        keys = layout.keys[:1] if downloaded else [*layout.keys[1:], layout.keys[0]]
+        value = origin["lms_id"] if downloaded else g.student_id
+        rows = {i for key in keys for i in index.get((key.column, key.cell(value).casefold()), [])}
+        if len(rows) == 1:
+            found[g.student_id] = rows.pop()
+        elif rows:
+            ambiguous.append(f"{g.student_id} (rows {', '.join(str(i + 2) for i in sorted(rows))})")
+        else:
+            unknown.append(g.student_id)
+    if unknown or ambiguous:
+        tried = ", ".join(k.column for k in layout.keys if k.column in roster.columns)
+        raise ValueError(f"{roster.path}: " + "; ".join(
+            ([f"no row for {', '.join(unknown)} (looked in {tried})"] if unknown else [])
+            + ([f"more than one row for {', '.join(ambiguous)}"] if ambiguous else []))
+            + "; nothing was written. Export the roster again from the course's LMS, or grade the missing students' "
+            "files under the ids the LMS knows them by")
+    return found
+
+
+def lms_file(grades: list[FinalGrade], *, roster: Path | None = None, unassigned: int = 0) -> LmsFile:
+    """The rows of the LMS's import file (``course_config.LMS``): identity columns, then the score.
+
+    Students with a flag get a blank score, which the LMS ignores, so nothing unfinished is posted. With
+    a roster, its rows in its order: its identity columns, its assignment column's header, its test user
+    left out, students without a submission given ``course_config.MISSING_SUBMISSION`` (a blank while
+    ``unassigned`` files of the run could be theirs). Roster fields reach the file as text that a
+    spreadsheet does not run as a formula (``autograder/csvfiles.py``); scores stay numbers.
+    """
+    layout = lms_format()
+    if cfg.MISSING_SUBMISSION not in ("zero", "blank"):
+        raise ValueError(f"course_config.MISSING_SUBMISSION must be 'zero' or 'blank', not {cfg.MISSING_SUBMISSION!r}")
+    max_score = grades[0].max_score if grades else float(sum(cfg.POINTS.values()))
+    if roster is None:
+        return without_roster(grades, layout, max_score)
+    table = read_roster(roster, layout)
+    column = roster_column(table, layout)
+    matched = match_roster(grades, table, layout)
+    by_row = {matched[g.student_id]: g for g in grades}
+    result = LmsFile([], [])
+    result.warnings += points_warnings(table, layout, column, max_score)
+    if layout.copy_roster:
+        result.header = list(table.columns)
+    else:
+        identity = set(layout.identity) | {k.column for k in layout.keys}
+        result.header = [c for c in table.columns if c in identity] + [column]
+        if layout.points_row is not None:
+            result.rows.append([layout.points_row, *[""] * (len(result.header) - 2), max_score])
+    missing_value: float | None = 0.0 if cfg.MISSING_SUBMISSION == "zero" and not unassigned else None
+    if unassigned and cfg.MISSING_SUBMISSION == "zero":
+        result.warnings.append(f"{unassigned} file(s) of this run could not be matched to a student (error: grader: in "
+                               "grades.csv): students without a submission get a blank, not 0, until they are")
+    for i, person in enumerate(table.rows):
+        graded = by_row.get(i)
+        label = f"{(person.get(layout.name) or '').strip()} ({(person.get(layout.key) or '').strip()})"
+        if layout.is_test_student(person):
+            result.skipped.append(label + (f", graded as {graded.student_id}" if graded else ""))
+            continue
+        if graded is None:
+            result.missing.append(label)
+            score = missing_value
+        else:
+            score = graded.score if graded.final else None
+        if layout.copy_roster:
+            result.rows.append([score if c == column else person.get(c, "") for c in result.header])
+        else:
+            result.rows.append([person.get(c, "") for c in result.header[:-1]] + [score])
+    return result
+
+
+def without_roster(grades: list[FinalGrade], layout: LmsFormat, max_score: float) -> LmsFile:
+    """The import file from the student ids alone: the LMS's identity columns with our ids in its key column."""
+    header = [*layout.identity, layout.score_column(), *layout.fixed]
+    rows: list[list[object]] = []
+    if layout.points_row is not None:
+        rows.append([layout.points_row, *[""] * (len(layout.identity) - 1), max_score])
+    for g in grades:
+        lms_id = (g.origin or {}).get("lms_id") if (g.origin or {}).get("lms") == cfg.LMS else None
+        key = layout.keys[0] if lms_id else layout.folder_key
+        person = {layout.name: (g.origin or {}).get("name") or g.student_id, key.column: key.cell(lms_id or g.student_id)}
+        rows.append([person.get(c, "") for c in layout.identity] + [g.score if g.final else None, *layout.fixed.values()])
+    warning = (f"no --roster: the column {layout.score_column()!r} carries no {layout.label} assignment id, so "
+               f"{layout.label} would create a new assignment on import, and rows match on {layout.key} only; "
+               "give --roster (the LMS's gradebook export)") if not layout.copy_roster else \
+        f"no --roster: rows match on {layout.key} only; give --roster (the LMS's worksheet)"
+    return LmsFile(header, rows, warnings=[warning])
+
+
+def points_warnings(table: Roster, layout: LmsFormat, column: str, max_score: float) -> list[str]:
+    """Where the LMS's points for the assignment differ from this course's maximum."""
+    stated = set()
+    if table.points and (table.points.get(column) or "").strip():
+        stated.add(table.points[column].strip())
+    found = layout.roster_column().fullmatch(column)
+    if found and "points" in found.groupdict() and found["points"]:
+        stated.add(found["points"])
+    if "Maximum Grade" in table.columns:
+        stated |= {row["Maximum Grade"].strip() for row in table.rows if row.get("Maximum Grade", "").strip()}
+    wrong = sorted(p for p in stated if _number(p) not in (None, max_score))
+    return [f"{layout.label}'s {column!r} is worth {', '.join(wrong)} points, the grades here are out of "
+            f"{max_score:g}: set the assignment's points in {layout.label} to {max_score:g} first"] if wrong else []
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        return None
+
+
+def write_lms_csv(grades: list[FinalGrade], path: Path, *, roster: Path | None = None, unassigned: int = 0) -> Path:
+    """Write the LMS's import file (``lms_file``) to ``path``."""
+    found = lms_file(grades, roster=roster, unassigned=unassigned)
+    write_csv_atomically(path, found.header, found.rows, quote_all=lms_format().quote_all)
+    return path
+
+
+@dataclass
+class Export:
+    grades: list[FinalGrade]
+    lms: Path
+    nbgrader_csv: Path
+    final_csv: Path
+    file: LmsFile
+
+
+def unassigned_files(run: Path) -> int:
+    """Rows of the run's grades.csv for files whose owner is unknown (a download name with no student id)."""
+    try:
+        _, rows = read_grades(Path(run) / "grades.csv")
+    except ValueError:
+        return 0
+    return sum(1 for row in rows if row and row[0].startswith(UNMATCHED))
+
+
+def export(run: Path, out: Path, *, roster: Path | None = None, times: Path | list[Path] | None = None) -> Export:
+    """Final grades of ``run`` into ``out`` (the LMS file), ``<out stem>-nbgrader.csv`` and ``run/final.csv``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    grades = final_grades(run)
-    lms = write_lms_csv(grades, out, roster=roster)
+    grades = final_grades(run, times=times)
+    found = lms_file(grades, roster=roster, unassigned=unassigned_files(run))
+    write_csv_atomically(out, found.header, found.rows, quote_all=lms_format().quote_all)
     nbgrader_csv = write_nbgrader_csv(grades, out.with_name(out.stem + "-nbgrader.csv"))
-    return grades, lms, nbgrader_csv
+    final_csv = write_final_csv(grades, Path(run) / FINAL_CSV)
+    return Export(grades, out, nbgrader_csv, final_csv, found)
 
 
-def summary(grades: list[FinalGrade]) -> str:
-    """One line per student (score, lateness, flags), for the terminal."""
+def summary(grades: list[FinalGrade], file: LmsFile | None = None) -> str:
+    """One line per student (score, lateness, flags), then the roster's students without a submission,
+    the test users left out and the warnings, for the terminal."""
     lines = [f"{'student':24} {'raw':>6} {'late':>6} {'final':>6}  notes"]
     for g in grades:
+        notes = "; ".join(g.flags) or g.late.describe()
+        if g.notes:
+            notes += "; " + "; ".join(g.notes)
         lines.append(f"{g.student_id:24} {number(g.raw_score):>6} {'-' + format(g.late.penalty, 'g'):>6} "
-                     f"{number(g.score) if g.final else '(none)':>6}  {'; '.join(g.flags) or g.late.describe()}")
+                     f"{number(g.score) if g.final else '(none)':>6}  {notes}")
+    if file is not None:
+        if file.missing:
+            what = "0" if cfg.MISSING_SUBMISSION == "zero" else "a blank"
+            lines.append(f"no submission, {what} in the LMS file (course_config.MISSING_SUBMISSION = "
+                         f"{cfg.MISSING_SUBMISSION!r}): {'; '.join(file.missing)}")
+        if file.skipped:
+            lines.append(f"skipped, the LMS's test user: {'; '.join(file.skipped)}")
+        lines += [f"WARNING: {w}" for w in file.warnings]
     flagged = sum(1 for g in grades if not g.final)
     lines.append(f"{len(grades) - flagged} final, {flagged} flagged (blank in the LMS file until fixed)")
     return "\n".join(lines)
-

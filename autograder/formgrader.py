@@ -15,12 +15,21 @@ The server is the grader's alone, even on a machine shared with other users:
 - its home, runtime, config and data folders (``RUN_DIR/.course/jupyter``) are mode 0700, the
   files in them and its log 0600, and it runs with umask 077, so that the files it writes itself
   (``jpserver-<pid>.json`` and ``-open.html``, which hold the token, the cookie secret) are private too.
+
+The server lives exactly as long as the command: Ctrl-C or ``kill -TERM`` on the command stops it
+(the server runs in a session of its own, so the terminal's Ctrl-C reaches the command, which stops
+the server and waits for it), and on Linux the kernel stops it too if the command dies any other way
+(``PR_SET_PDEATHSIG``). A port that something else already holds is an error saying so, before
+anything starts. To grade from another machine, forward the port over SSH (``ssh -N -L``).
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import secrets
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -77,19 +86,43 @@ def server_environment(home: Path, token: str) -> dict[str, str]:
     return env
 
 
+def check_port(port: int) -> None:
+    """``ValueError`` saying so when 127.0.0.1:``port`` is taken (another formgrader, an orphaned server,
+    another program): the server would fail to start, and its address would reach the other one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise ValueError(f"port {port} on 127.0.0.1 is in use ({error.strerror}): another formgrader or program "
+                             f"listens there (`ss -ltnp 'sport = :{port}'` names it); stop it, or choose another "
+                             "port with --port") from None
+
+
+def die_with_parent() -> None:
+    """In the server's process, before it runs: the kernel sends it SIGTERM when the command that started
+    it dies, however it dies (Linux; elsewhere the command's own handlers stop it)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def start(run: Path, port: int, token: str, home: Path, log: Path) -> subprocess.Popen:
-    """Start the server in the background; ``ValueError`` if ``run`` has no class gradebook."""
+    """Start the server in the background, in a session of its own, bound to this process's life;
+    ``ValueError`` if ``run`` has no class gradebook or the port is taken."""
     run = Path(run)
     if not (run / GRADEBOOK).is_file() or not (run / "nbgrader_config.py").is_file():
         raise ValueError(f"{run}: no class gradebook or nbgrader_config.py; grade into it first "
                          f"(python -m autograder grade SUBMISSIONS --out {run})")
+    check_port(port)
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     env = server_environment(Path(home), token)
     descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the log shows addresses with the token
     os.fchmod(descriptor, 0o600)
     with open(descriptor, "wb") as out:
         return subprocess.Popen(server_command(run, port), cwd=run, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                umask=PRIVATE_UMASK)
+                                stdin=subprocess.DEVNULL, umask=PRIVATE_UMASK, start_new_session=True,
+                                preexec_fn=die_with_parent)
 
 
 def wait_ready(process: subprocess.Popen, base: str, token: str, *, timeout: float = 60) -> None:
@@ -106,23 +139,52 @@ def wait_ready(process: subprocess.Popen, base: str, token: str, *, timeout: flo
                 return
         except urllib.error.HTTPError as error:
             raise RuntimeError(f"the formgrader answered {error.code} for {url} (is {process.args} right?)") from error
+        except ValueError:  # not the formgrader's JSON: another server answers on that port
+            raise RuntimeError(f"something other than this formgrader answers on {base}; stop it, or choose another "
+                               "port with --port") from None
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(f"the formgrader did not answer within {timeout:.0f} s")
 
 
+class Stopped(Exception):
+    """The command was asked to stop (SIGTERM, SIGHUP)."""
+
+
+def stop(process: subprocess.Popen, grace: float = 10) -> None:
+    """Stop the server (SIGTERM, then SIGKILL after ``grace`` seconds) and wait for it."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def serve(run: Path, port: int) -> int:
-    """Run the formgrader until Ctrl-C; print the address to open."""
+    """Run the formgrader until Ctrl-C, SIGTERM or SIGHUP, which stop the server too; print the address."""
     token = secrets.token_hex(16)
     home = Path(run).resolve() / ".course" / "jupyter"
-    process = start(run, port, token, home, home / "server.log")
+
+    def stopped(signum, frame):
+        raise Stopped(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, stopped) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    process = None
     try:
+        process = start(run, port, token, home, home / "server.log")
         wait_ready(process, f"http://127.0.0.1:{port}", token)
         print(f"formgrader: http://127.0.0.1:{port}/formgrader?token={token}  (log: {home / 'server.log'}; Ctrl-C stops)",
               flush=True)
-        return process.wait()
-    except KeyboardInterrupt:
+        print(f"from another machine: ssh -N -L {port}:127.0.0.1:{port} {os.environ.get('USER', 'you')}@"
+              f"{socket.gethostname()}, then open the same address there", flush=True)
+        code = process.wait()
+        return code
+    except (KeyboardInterrupt, Stopped):
         return 0
     finally:
-        process.terminate()
-        process.wait(10)
+        if process is not None:
+            stop(process)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -278,6 +278,8 @@ class Grader:
     def cached(self, submission: Submission) -> tuple[GradeRow | None, bool]:
         """(the stored result of this exact submission by this exact grader, if any and not a grader
         fault; whether the stored result is of this notebook by another version of the tests or points)."""
+        if submission.fault:
+            return None, False
         try:
             stored = json.loads((self.results / f"{submission.student_id}.json").read_text())
         except (OSError, json.JSONDecodeError):
@@ -291,13 +293,17 @@ class Grader:
         return self.row_from_result(stored), False
 
     def record(self, submission: Submission, row: GradeRow) -> None:
-        """Put a student's row into the class gradebook (``autograder/gradebook.py``)."""
+        """Put a student's row into the class gradebook (``autograder/gradebook.py``); a file whose owner is
+        unknown (``Submission.fault``) is nobody's, and stays out of it."""
         from autograder.gradebook import stored_records
 
+        if submission.fault:
+            return
         graded = row.status == "graded"
         self.gradebook.record(row, submission.path, submission.submitted_at,
                               self.root / "autograded" / f"{submission.student_id}.ipynb" if graded else None,
-                              stored_records(self.results, submission.student_id) if graded else None)
+                              stored_records(self.results, submission.student_id) if graded else None,
+                              origin=submission.origin)
 
     def grade(self, submission: Submission, *, held: bool = False) -> GradeRow:
         """Grade one submission; never raises for a problem of the submission itself.
@@ -307,6 +313,10 @@ class Grader:
         nothing graded before the canary's verdict replaces what an earlier run kept.
         """
         start = time.perf_counter()
+        if submission.fault:  # nobody's file: a row that says so, nothing stored
+            row = self.row_from_result({"student_id": submission.student_id, "grader_error": submission.fault})
+            row.device = self.device
+            return row
         folder = self.held if held else self.results
         folder.mkdir(exist_ok=True)
         if submission.problem:
@@ -445,14 +455,16 @@ def fault_summary(rows: list[GradeRow]) -> str | None:
 
 def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple[int, int] | None = None,
           cell_timeout: int = cfg.CELL_TIMEOUT_S, progress: bool = False, canary: bool = True,
-          warm: bool | None = None) -> list[GradeRow]:
+          warm: bool | None = None, remove_missing: bool = False) -> list[GradeRow]:
     """Grade every submission in ``submissions_folder`` (or one shard of them) into ``out``.
 
     Returns one row per submission; writes ``out/grades.csv`` after each one and
     ``out/feedback/<student>.html``. Submissions graded before by the same grader are reused.
     Before the first one, the canary grades the reference; if it falls short, no submission is
     graded and each gets a grader-fault row saying so (no score). ``warm``: kernels forked from a
-    pre-imported zygote per worker (default ``course_config.WARM_KERNELS``).
+    pre-imported zygote per worker (default ``course_config.WARM_KERNELS``). Students that ``out``
+    holds from an earlier run but this run's input lacks are named in a warning, and removed from
+    ``out`` with ``remove_missing`` (``missing_students``).
     """
     out = Path(out)
     source = Path(submissions_folder)
@@ -466,6 +478,7 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
 
         submissions = select_shard(submissions, *shard)
     out.mkdir(parents=True, exist_ok=True)
+    missing_students(out, submissions, remove=remove_missing)
     warm = cfg.WARM_KERNELS if warm is None else warm
     # a core no worker uses grades the canary beside them, instead of before them
     spare = canary and max(1, workers) < (os.cpu_count() or 1)
@@ -476,6 +489,23 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
         grader.close()
     write_similarity(out)
     return [rows[s.student_id] for s in submissions]
+
+
+def missing_students(out: Path, submissions: list[Submission], *, remove: bool) -> list[str]:
+    """The students that the class course in ``out`` holds but ``submissions`` lacks (an earlier run's
+    input: another zip, a file since renamed), named in a warning; with ``remove``, removed from ``out``."""
+    from autograder.gradebook import class_students, remove_students
+
+    missing = sorted(class_students(out) - {s.student_id for s in submissions if not s.fault})
+    if missing and remove:
+        remove_students(out, missing)
+        log.warning("removed %d student(s) that this run's input does not hold from %s: %s", len(missing), out,
+                    ", ".join(missing))
+    elif missing:
+        log.warning("%s holds %d student(s) that this run's input does not hold: %s. They stay in its gradebook, "
+                    "feedback and export; remove them with `grade ... --remove-missing`, or grade into a new folder",
+                    out, len(missing), ", ".join(missing))
+    return missing
 
 
 def grade_with(grader: Grader, submissions: list[Submission], *, canary: bool, progress: bool, workers: int,
@@ -498,6 +528,8 @@ def grade_with(grader: Grader, submissions: list[Submission], *, canary: bool, p
                 stale.append(submission.student_id)
     if rows:
         log.info("%d submission(s) already graded by this grader: kept", len(rows))
+    if progress and rows:
+        print(f"{len(rows)} up to date" + (f", {len(todo)} to grade" if todo else ""), file=sys.stderr, flush=True)
     if stale:  # the tests or points changed since: their scores are regraded, manual grades kept
         log.warning("%d stored result(s) are stale (graded by other tests, points or grader version): %s; "
                     "grading them again, keeping their manual grades", len(stale), ", ".join(stale))
@@ -516,11 +548,11 @@ def grade_todo(grader: Grader, todo: list[Submission], rows: dict[str, GradeRow]
     if it fails, graded again if it set longer time limits than they ran under and they lost points.
     """
     out = grader.out
-    gradable = any(not s.problem for s in todo)
+    gradable = any(not s.problem and not s.fault for s in todo)
     if warm and gradable:
         grader.start_zygotes()
     bar = None
-    if progress:
+    if progress and todo:
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), desc="grading", unit="submission", file=sys.stderr)

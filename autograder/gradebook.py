@@ -6,7 +6,8 @@
   comments, submission time); manual scores and comments go in here too, from the formgrader
   or ``manual-import``;
 - ``OUT/source/<assignment>/``, ``OUT/submitted/<student>/<assignment>/`` (with nbgrader's
-  ``timestamp.txt``) and ``OUT/autograded/<student>/<assignment>/``: what the formgrader shows.
+  ``timestamp.txt`` and, from an LMS download, ``lms.json``: the name in the zip, the LMS's ids and
+  late marker) and ``OUT/autograded/<student>/<assignment>/``: what the formgrader shows.
   The autograded copy is sanitized (``autograder/sanitize.py``: no script, handler or
   ``javascript:`` URL of the student's survives in it) and carries a grader-only cell with the
   rubric after each free-response answer; ``StripGraderOnly`` removes it from any feedback;
@@ -35,10 +36,13 @@ import course_config as cfg
 from autograder.late import TIMESTAMP_FILE, due_date, parse_time
 from autograder.results import GradeRow, graded_cells
 from autograder.sanitize import sanitize_notebook
+from autograder.submissions import ORIGIN_FILE
+from autograder.text import storable
 
 log = logging.getLogger(__name__)
 
 GRADEBOOK = "gradebook.db"
+FINAL_FEEDBACK = "final_feedback"  # in a class course: each student's final feedback page (``feedback DIR``)
 GRADER_ONLY = "w4_grader_only"  # metadata key of the rubric cells that graders see and students never do
 FINGERPRINT = ".course/gradebook.fingerprint"  # the grader version the gradebook's cells come from
 BEGIN, END = "BEGIN SOLUTION", "END SOLUTION"  # nbgrader's solution delimiters (ClearSolutions' defaults)
@@ -158,23 +162,25 @@ class ClassGradebook:
         db.replace(old)
         shutil.copyfile(self.template / GRADEBOOK, db)
         with class_gradebook(f"sqlite:///{old}") as src, class_gradebook(self.db_url) as dst:
-            students = [s.id for s in src.students]
-            for student in students:
+            graded_by_hand = 0
+            for student in [s.id for s in src.students]:
+                graded_by_hand += has_manual_grades(src, student)
                 copy_submission(src, dst, student)
         old.unlink()
         log.warning("the tests changed: the class gradebook's cells were renewed; manual grades of %d student(s) "
-                    "kept", len(students))
+                    "kept", graded_by_hand)
 
     def record(self, row: GradeRow, submission_path: Path | None, submitted_at: str | None,
-               autograded: Path | None, records: dict | None) -> None:
+               autograded: Path | None, records: dict | None, *, origin: dict | None = None) -> None:
         """Write one student's autograded result into the gradebook and the course folders.
 
         ``records``: the worker's ``submission_records`` (None for an error or a grader fault);
-        ``autograded``: the autograded notebook, if there is one.
+        ``autograded``: the autograded notebook, if there is one; ``origin``: what the LMS's download said
+        of it (``lms.json``, kept beside the submission; its name becomes the student's in the gradebook).
         """
         sid = row.student_id
         submitted = course_path(self.root, "submitted", sid)
-        changed = self._store_submission(submitted, submission_path, submitted_at)
+        changed = self._store_submission(submitted, submission_path, submitted_at, origin)
         graded_dir = course_path(self.root, "autograded", sid)
         copy = graded_dir / f"{cfg.NOTEBOOK_NAME}.ipynb"
         has_notebook = autograded is not None and autograded.is_file()
@@ -198,7 +204,8 @@ class ClassGradebook:
             except ValueError:
                 pass  # the export reports it (autograder/export.py reads timestamp.txt again)
         with class_gradebook(self.db_url) as gb:
-            gb.update_or_create_student(sid)
+            name = (origin or {}).get("name")
+            gb.update_or_create_student(sid, **({"last_name": storable(str(name))} if name else {}))
             gb.update_or_create_submission(cfg.ASSIGNMENT_ID, sid)
             submission = gb.find_submission(cfg.ASSIGNMENT_ID, sid)
             submission.timestamp = when
@@ -228,8 +235,9 @@ class ClassGradebook:
         # nbgrader's rule (SaveAutoGrades), except that a manual score of an unchanged answer stays final
         grade.needs_manual_grade = (grade.auto_score is None and not graded_by_hand) or (graded_by_hand and changed)
 
-    def _store_submission(self, folder: Path, submission_path: Path | None, submitted_at: str | None) -> bool:
-        """Copy the student's notebook and time into ``submitted/``; True when the notebook changed."""
+    def _store_submission(self, folder: Path, submission_path: Path | None, submitted_at: str | None,
+                          origin: dict | None = None) -> bool:
+        """Copy the student's notebook, time and LMS fields into ``submitted/``; True when the notebook changed."""
         target = folder / f"{cfg.NOTEBOOK_NAME}.ipynb"
         new = Path(submission_path).read_bytes() if submission_path and Path(submission_path).is_file() else b""
         old = target.read_bytes() if target.is_file() else None
@@ -242,7 +250,53 @@ class ClassGradebook:
             stamp.write_text(submitted_at)
         else:
             stamp.unlink(missing_ok=True)
+        lms = folder / ORIGIN_FILE
+        if origin:
+            folder.mkdir(parents=True, exist_ok=True)
+            lms.write_text(json.dumps(origin, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        else:
+            lms.unlink(missing_ok=True)
         return changed
+
+
+def has_manual_grades(gb: Gradebook, student_id: str) -> bool:
+    """Whether a grader gave the student any manual score, extra credit or comment."""
+    try:
+        notebook = gb.find_submission_notebook(cfg.NOTEBOOK_NAME, cfg.ASSIGNMENT_ID, student_id)
+    except MissingEntry:
+        return False
+    return (any(g.manual_score is not None or g.extra_credit for g in notebook.grades)
+            or any(c.manual_comment for c in notebook.comments))
+
+
+def class_students(root: Path) -> set[str]:
+    """Every student a class course in ``root`` holds: in its gradebook or in its ``submitted/`` folder."""
+    root = Path(root)
+    found = {p.name for p in (root / "submitted").iterdir() if p.is_dir()} if (root / "submitted").is_dir() else set()
+    if (root / GRADEBOOK).is_file():
+        with class_gradebook(f"sqlite:///{(root / GRADEBOOK).resolve()}") as gb:
+            found |= {s.id for s in gb.students}
+    return found
+
+
+def remove_students(root: Path, students: list[str]) -> None:
+    """Remove ``students`` from the class course in ``root``: their gradebook records (manual grades
+    included), their ``submitted/`` and ``autograded/`` folders, feedback pages and stored results."""
+    root = Path(root)
+    if (root / GRADEBOOK).is_file():
+        with class_gradebook(f"sqlite:///{(root / GRADEBOOK).resolve()}") as gb:
+            for sid in students:
+                try:
+                    gb.remove_student(sid)
+                except MissingEntry:
+                    pass
+    for sid in students:
+        for kind in ("submitted", "autograded"):
+            shutil.rmtree(root / kind / sid, ignore_errors=True)
+        for path in (root / "feedback" / f"{sid}.html", root / FINAL_FEEDBACK / f"{sid}.html",
+                     root / ".course" / "results" / f"{sid}.json", root / ".course" / "results" / f"{sid}.log",
+                     root / ".course" / "autograded" / f"{sid}.ipynb", root / ".course" / "repaired" / f"{sid}.ipynb"):
+            path.unlink(missing_ok=True)
 
 
 def copy_submission(src: Gradebook, dst: Gradebook, student_id: str) -> None:

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from markupsafe import Markup
 from nbgrader.api import Gradebook, MissingEntry
 
 import course_config as cfg
 from autograder.csvfiles import from_spreadsheet, write_csv_atomically
 from autograder.gradebook import GRADEBOOK, course_path, rubrics
-from autograder.pages import render, write_page
+from autograder.pages import render, shown, write_page
 from autograder.results import graded_cells
 from autograder.submissions import read_notebook
 from autograder.text import REPLACEMENT
@@ -108,11 +109,19 @@ def collect(run: Path) -> dict[str, list[Answer]]:
     return by_question
 
 
+def rendered(markdown: str) -> Markup:
+    """The instructor's Markdown (question, rubric) as HTML, cleaned as any page built from a notebook is
+    (``autograder/sanitize.py``); math stays as written."""
+    from autograder.sanitize import clean, render_markdown
+
+    return Markup(clean(render_markdown(shown(markdown))))
+
+
 def page(gid: str, question: str, rubric: str, rows: list[Answer]) -> str:
-    """One question's page: the question, the rubric, then a row per student (``templates/manual_sheet.html.j2``:
-    every text escaped, each student's in an element of its own)."""
-    return render("manual_sheet.html.j2", gid=gid, points=float(cfg.POINTS[gid]), question=question, rubric=rubric,
-                  rows=rows)
+    """One question's page: the question and the rubric rendered from their Markdown, then a row per student
+    (``templates/manual_sheet.html.j2``: every student's text escaped, each in an element of its own)."""
+    return render("manual_sheet.html.j2", gid=gid, points=float(cfg.POINTS[gid]), question=rendered(question),
+                  rubric=rendered(rubric), rows=rows)
 
 
 def write_manual_sheet(run: Path, out: Path) -> tuple[list[Path], Path]:

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 import course_config as cfg
 from autograder.text import storable
@@ -22,6 +23,8 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def _finalize(value: object) -> object:
+    if isinstance(value, Markup):  # HTML the grader cleaned itself (manual.rendered): stays HTML
+        return Markup(storable(str(value)))
     return storable(value) if isinstance(value, str) else value
 
 

@@ -74,8 +74,41 @@ def drift_problems(committed: Path, fresh: Path) -> list[str]:
     problems += [f"release/{cfg.ASSIGNMENT_ID}/{p}: missing from the committed release" for p in sorted(fresh_files - committed_files)]
     for rel in sorted(committed_files & fresh_files):
         if not filecmp.cmp(committed / rel, fresh / rel, shallow=False):
-            problems.append(f"release/{cfg.ASSIGNMENT_ID}/{rel}: differs from what the generator makes today")
+            where = notebook_difference(committed / rel, fresh / rel) if rel.suffix == ".ipynb" else ""
+            problems.append(f"release/{cfg.ASSIGNMENT_ID}/{rel}: differs from what the generator makes today"
+                            f"{where}; {FIX}")
+    if problems and not any(FIX in p for p in problems):
+        problems.append(FIX)
     return problems
+
+
+FIX = ("fix: run `python -m autograder release` and commit release/ (or undo the edit made by hand in release/: "
+       "the source notebook is the one to edit)")
+
+
+def cell_label(index: int, cell: nbformat.NotebookNode) -> str:
+    gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    first = next((line.strip() for line in cell.get("source", "").splitlines() if line.strip()), "")[:60]
+    return f"cell {index} ({cell.get('cell_type')}{', ' + gid if gid else ''}: {first!r})"
+
+
+def notebook_difference(committed: Path, fresh: Path) -> str:
+    """Where two notebooks first differ, in words: the cell (index, type, grade id, first line) and what
+    differs in it (source, metadata, outputs), or the cell count or the notebook's metadata."""
+    try:
+        old, new = nbformat.read(committed, as_version=4), nbformat.read(fresh, as_version=4)
+    except Exception as error:  # nbformat raises several types for a file that is no notebook
+        return f" (the committed one is not a readable notebook: {type(error).__name__})"
+    for index, (a, b) in enumerate(zip(old.cells, new.cells)):
+        parts = [part for part in ("cell_type", "source", "metadata", "outputs", "attachments")
+                 if a.get(part) != b.get(part)]
+        if parts:
+            return f": {cell_label(index, a)} differs in its {', '.join(parts)} (the generator makes {cell_label(index, b)})"
+    if len(old.cells) != len(new.cells):
+        return f": {len(old.cells)} cells, the generator makes {len(new.cells)}"
+    if old.metadata != new.metadata:
+        return ": the notebook's metadata"
+    return ": same cells and metadata, different formatting (nbformat version, key order or indentation)"
 
 
 def release(destination: Path = cfg.RELEASE_DIR) -> Path:

@@ -13,6 +13,7 @@ from nbgrader.preprocessors import GetGrades
 from traitlets.config import Config
 
 import course_config as cfg
+from autograder.feedback import AddFinalSummary
 from autograder.preprocessors import (AssignPoints, RedactTestTracebacks, RepairStructure, ScoreVerdicts, StripGraderOnly,
                                      StripHiddenTests)
 
@@ -30,8 +31,10 @@ def nbgrader_config(course_root: Path | None = None) -> Config:
     # the bundled data and figures are copied into the release and into each autograded folder
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
     c.GenerateAssignment.preprocessors = [AssignPoints, *GenerateAssignment.class_traits()["preprocessors"].default()]
-    c.GenerateFeedback.preprocessors = [GetGrades, StripGraderOnly, StripHiddenTests, RedactTestTracebacks,
-                                        CSSHTMLHeaderPreprocessor]
+    # final feedback (autograder/feedback.py): grades and comments from the gradebook, the final score's summary
+    # first; no rubric, no hidden test
+    c.GenerateFeedback.preprocessors = [GetGrades, AddFinalSummary, StripGraderOnly, StripHiddenTests,
+                                        RedactTestTracebacks, CSSHTMLHeaderPreprocessor]
     # every HTML export of a submission (its feedback, the formgrader's page) cleans what the student
     # wrote or displayed: see autograder/sanitize.py
     c.HTMLExporter.sanitize_html = True

@@ -2,10 +2,12 @@
 
 Three inputs are accepted: nbgrader's ``submitted/`` tree
 (``<student>/<assignment>/<notebook>.ipynb``), a flat folder of ``<student>.ipynb`` files, and
-a .zip of notebooks as a learning-management system exports it, whose file names carry the
-student id (nbgrader's ``zip_collect`` conventions, ``course_config.ZIP_FILENAME_REGEXP``).
-A file that is not a readable notebook of this assignment is not an exception: it becomes a
-submission with a ``problem`` that the grader records as a zero with that reason.
+a .zip of notebooks as a learning-management system's download names them (``course_config.LMS``
+picks the names, ``autograder/lms.py`` reads them; ``extract_zip``). A file that is not a readable
+notebook of this assignment is not an exception: it becomes a submission with a ``problem`` that the
+grader records as a zero with that reason. A notebook of a download whose name is not the LMS's is
+the grader's input fault (``fault``: no score, nobody's row in the gradebook); when none, or more
+than ``UNMATCHED_TOLERATED``, are the LMS's, the setting is wrong and nothing is graded.
 
 Student ids come from file names (folder names in a ``submitted/`` tree): a name made of letters,
 digits, ``.``, ``_`` and ``-`` (starting with a letter or digit, at most 64) is the id; any other
@@ -24,6 +26,7 @@ import logging
 import re
 import shutil
 import tempfile
+import unicodedata
 import zipfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -51,6 +54,8 @@ class Submission:
     problem: str | None = None  # why it cannot be graded; None when it can
     submitted_at: str | None = None  # as written in timestamp.txt (autograder/late.py reads it)
     repaired: int = 0  # characters no file can hold (lone surrogates, NUL) replaced by U+FFFD in ``path``
+    origin: dict | None = None  # what the LMS's download said (``lms.json``): its member path, ids, name, late marker
+    fault: str | None = None  # why the grader cannot grade it as anyone's (a name no student id can be read from)
 
 
 def expected_grade_ids(source_notebook: Path = cfg.SOURCE_NOTEBOOK) -> set[str]:
@@ -136,7 +141,8 @@ def scratch_folder() -> Path:
 
 
 def checked_submission(student_id: str, path: Path, expected_ids: set[str], repaired_dir: Path | None = None,
-                       *, problem: str | None = None, submitted_at: str | None = None) -> Submission:
+                       *, problem: str | None = None, submitted_at: str | None = None,
+                       origin: dict | None = None) -> Submission:
     """A submission of ``path`` checked for problems (unless ``problem`` is given); a notebook that holds
     text no file can hold is repaired into ``repaired_dir/<student>.ipynb`` (a private temporary folder by
     default), which is then the submission's ``path``."""
@@ -152,7 +158,7 @@ def checked_submission(student_id: str, path: Path, expected_ids: set[str], repa
             path = copy
         else:
             copy.unlink(missing_ok=True)  # a repaired copy of an earlier version of this submission
-    return Submission(student_id, path, storable(problem) if problem else None, submitted_at, repaired)
+    return Submission(student_id, path, storable(problem) if problem else None, submitted_at, repaired, origin)
 
 
 REPAIRED = ".course/repaired"  # in a grading run's folder: the repaired copies that were graded
@@ -179,57 +185,142 @@ def id_collisions(found: list[tuple[str, Path]], folder: Path) -> list[str]:
     return lines
 
 
-def extract_zip(archive: Path, destination: Path) -> Path:
-    """Unpack the notebooks of an LMS export into ``destination`` as nbgrader's ``submitted/`` tree:
-    ``<student>/<assignment>/<notebook>.ipynb``, with the file name's time in ``timestamp.txt``.
+UNMATCHED = "unmatched-"  # prefix of the rows of zip members whose name carries no student id
+ORIGIN_FILE = "lms.json"  # beside the notebook in submitted/<student>/<assignment>/: what the LMS's download said
+UNMATCHED_TOLERATED = 3  # more unmatched notebook names than this is the pattern's fault, not the students'
 
-    Student ids come from the file names through nbgrader's ``FileNameCollectorPlugin`` and
-    ``course_config.ZIP_FILENAME_REGEXP``; with several attempts, the latest (by the
-    ``timestamp`` group, else by name) wins. Members are read by name, never extracted by
-    path, so an archive cannot write outside ``destination``. A file whose name does not
-    match keeps its name and is graded 0 with the reason.
-    """
-    from nbgrader.plugins.zipcollect import FileNameCollectorPlugin
 
-    collector = FileNameCollectorPlugin(named_regexp=cfg.ZIP_FILENAME_REGEXP)
+def member_path(info: zipfile.ZipInfo) -> str:
+    """A zip member's path as the LMS wrote it: UTF-8 even without the zip's UTF-8 flag (rubyzip, which
+    Canvas uses, writes UTF-8 names without it, which Python reads as cp437), composed (NFC), ``/``-separated."""
+    name = info.filename
+    if not info.flag_bits & 0x800:
+        try:
+            name = name.encode("cp437").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass  # a cp437 name indeed
+    return unicodedata.normalize("NFC", name.replace("\\", "/"))
+
+
+@dataclass
+class Download:
+    """One notebook of an LMS download: its path in the zip and what its name says (None: nothing)."""
+    info: zipfile.ZipInfo
+    path: str
+    fields: dict[str, str] | None
+
+    def order(self) -> tuple:
+        """Later uploads sort last: Canvas's file id, Blackboard's attempt time. Moodle keeps one submission
+        per student, maybe with several files: the notebook's own name sorts last, then a name that holds it
+        (``W4 Tutorial1 - Copy.ipynb``), then the path."""
+        fields = self.fields or {}
+        upload = Path(fields.get("file", self.path)).name
+        letters = re.sub(r"[^0-9a-z]", "", upload.lower())
+        return (int(fields["order"]) if fields.get("order", "").isdigit() else -1, fields.get("timestamp", ""),
+                upload == f"{cfg.NOTEBOOK_NAME}.ipynb", re.sub(r"[^0-9a-z]", "", cfg.NOTEBOOK_NAME.lower()) in letters,
+                self.path)
+
+
+def read_download(archive: Path) -> list[Download]:
+    """The notebooks of an LMS download, each with the fields of its name; ``SubmissionsError`` when the
+    archive is unreadable, holds no notebook, or when no name or more than ``UNMATCHED_TOLERATED`` names
+    are the LMS's (a wrong ``course_config.LMS`` or pattern: nothing is graded)."""
+    from autograder.lms import download_pattern, read_download_name
+
+    pattern, source = download_pattern()
     try:
-        members = zipfile.ZipFile(archive)
+        with zipfile.ZipFile(archive) as members:
+            infos = members.infolist()
     except (zipfile.BadZipFile, OSError) as error:
         raise SubmissionsError(f"{archive}: not a readable zip archive ({error})") from error
+    found = []
+    for info in infos:
+        path = member_path(info)
+        if info.is_dir() or not path.lower().endswith(".ipynb") or path.startswith("__MACOSX/"):
+            continue
+        found.append(Download(info, path, read_download_name(path)))
+    if not found:
+        raise SubmissionsError(f"{archive}: holds no .ipynb file")
+    unmatched = [d.path for d in found if d.fields is None]
+    if len(unmatched) == len(found) or len(unmatched) > UNMATCHED_TOLERATED:
+        shown = ", ".join(repr(storable(name)) for name in unmatched[:5])
+        raise SubmissionsError(
+            f"{archive}: {len(unmatched)} of the {len(found)} notebook names are not the names of {source}; "
+            f"the first: {shown}. This is the grader's setting, not the students' fault: set course_config.LMS to the "
+            "LMS that made the zip (canvas, moodle or blackboard), or course_config.ZIP_FILENAME_REGEXP to a pattern "
+            f"of these names (pattern now: {pattern.pattern!r}). Nothing was graded.")
+    return found
+
+
+def extract_zip(archive: Path, destination: Path) -> Path:
+    """Unpack the notebooks of an LMS download into ``destination`` as nbgrader's ``submitted/`` tree:
+    ``<student>/<assignment>/<notebook>.ipynb``, with the name's time in ``timestamp.txt`` and what the
+    name said in ``lms.json`` (the member's path in the zip, the LMS's user id and name, its late marker).
+
+    Names are read by ``autograder.lms`` (``course_config.LMS``'s pattern, or ``ZIP_FILENAME_REGEXP``);
+    the student id is the LMS's id (Canvas's user id, Moodle's participant id, Blackboard's username).
+    With several notebooks of one student, the latest wins (``Download.order``); the others are listed
+    in ``lms.json``. Members are read by name, never extracted by path, so an archive cannot write
+    outside ``destination``. A notebook whose name is not the LMS's stays in the tree as
+    ``unmatched-<name>``, marked so: the grader cannot tell whose it is (``find_submissions``).
+    """
+    from autograder.lms import lms_format
+
+    downloads = read_download(archive)
+    custom = bool(getattr(cfg, "ZIP_FILENAME_REGEXP", None))
+    lms = "custom" if custom else cfg.LMS
+    late_marker = not custom and lms_format().late_marker
     if destination.exists():
         shutil.rmtree(destination)
     destination.mkdir(parents=True)
-    chosen: dict[str, tuple[str, zipfile.ZipInfo]] = {}
-    with members:
-        for info in members.infolist():
-            name = Path(info.filename).name
-            if info.is_dir() or not name.endswith(".ipynb") or info.filename.startswith("__MACOSX"):
-                continue
-            found = collector.collect(name)
-            student = found["student_id"] if found and STUDENT_ID.match(found["student_id"]) else None
-            if student is None:  # each unmatched file a row of its own, even when two names clean alike
-                key = base = f"{UNMATCHED}{safe_student_id(Path(name).stem)}"[:64]
-                number = 1
-                while key in chosen:
-                    number += 1
-                    key = f"{base[:60]}-{number}"
-                chosen[key] = (name, info)
-                continue
-            order = found.get("timestamp") or name
-            if student not in chosen or order > chosen[student][0]:
-                chosen[student] = (order, info)
-        for key, (order, info) in chosen.items():
+    by_student: dict[str, list[Download]] = defaultdict(list)
+    chosen: dict[str, tuple[Download, dict]] = {}
+    for download in downloads:
+        if download.fields is None:  # each unmatched file a row of its own, even when two names clean alike
+            key = base = f"{UNMATCHED}{safe_student_id(Path(download.path).stem)}"[:64]
+            number = 1
+            while key in chosen:
+                number += 1
+                key = f"{base[:60]}-{number}"
+            chosen[key] = (download, {"lms": lms, "member": download.path, "unmatched": True})
+        else:
+            by_student[download.fields["student_id"]].append(download)
+    cleaned: dict[str, list[str]] = defaultdict(list)
+    for lms_id in by_student:
+        cleaned[(lms_id if STUDENT_ID.match(lms_id) else safe_student_id(lms_id)).casefold()].append(lms_id)
+    clashes = [ids for ids in cleaned.values() if len(ids) > 1]
+    if clashes:
+        raise SubmissionsError(f"{archive}: LMS ids that make the same student id, so none of them was graded: "
+                               + "; ".join(" / ".join(map(repr, ids)) for ids in clashes))
+    for lms_id, files in sorted(by_student.items()):
+        files.sort(key=Download.order)
+        latest = files[-1]
+        sid = lms_id if STUDENT_ID.match(lms_id) else safe_student_id(lms_id)
+        origin = {"lms": lms, "member": latest.path, "lms_id": lms_id, "name": latest.fields.get("name", ""),
+                  "late": late_marker and bool(latest.fields.get("late")),
+                  "not_graded": [f.path for f in files[:-1]]}
+        if files[:-1]:
+            log.warning("%s: %d notebooks of student %s; the latest is graded (%s), not %s", archive, len(files), sid,
+                        storable(latest.path), ", ".join(storable(f.path) for f in files[:-1]))
+        chosen[sid] = (latest, origin)
+    with zipfile.ZipFile(archive) as members:
+        for key, (download, origin) in chosen.items():
             folder = destination / key / cfg.ASSIGNMENT_ID
             folder.mkdir(parents=True)
-            (folder / f"{cfg.NOTEBOOK_NAME}.ipynb").write_bytes(members.read(info))
-            if order != Path(info.filename).name:  # the regexp's timestamp group, not the fallback
-                (folder / TIMESTAMP_FILE).write_text(order)
-    if not chosen:
-        raise SubmissionsError(f"{archive}: holds no .ipynb file")
+            (folder / f"{cfg.NOTEBOOK_NAME}.ipynb").write_bytes(members.read(download.info))
+            (folder / ORIGIN_FILE).write_text(json.dumps(origin, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+            if download.fields and download.fields.get("timestamp"):
+                (folder / TIMESTAMP_FILE).write_text(download.fields["timestamp"])
     return destination
 
 
-UNMATCHED = "unmatched-"  # prefix of the rows of zip members whose name carries no student id
+def read_origin(folder: Path) -> dict | None:
+    """What an LMS download said of the submission in ``folder`` (``lms.json``), or None."""
+    try:
+        data = json.loads((Path(folder) / ORIGIN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def find_submissions(folder: Path, *, repaired_dir: Path | None = None) -> list[Submission]:
@@ -253,10 +344,7 @@ def find_submissions(folder: Path, *, repaired_dir: Path | None = None) -> list[
             "or <student>.ipynb)")
     problems = {}
     for index, (student_id, path) in enumerate(found):
-        if student_id.startswith(UNMATCHED):
-            problems[index] = (f"{path.name}: the file name does not match course_config.ZIP_FILENAME_REGEXP, "
-                               "so the student is unknown")
-        elif not STUDENT_ID.match(student_id):
+        if not STUDENT_ID.match(student_id):
             problems[index] = f"{path.name}: '{student_id}' is not a usable student id (letters, digits, '.', '_', '-')"
             found[index] = (safe_student_id(student_id), path)
     collisions = id_collisions(found, folder)
@@ -271,6 +359,25 @@ def find_submissions(folder: Path, *, repaired_dir: Path | None = None) -> list[
     for index, (student_id, path) in enumerate(found):
         stamp = path.parent / TIMESTAMP_FILE if nested else None
         submitted_at = stamp.read_text(errors="replace").strip() if stamp and stamp.is_file() else None
+        origin = read_origin(path.parent) if nested else None
+        if origin and origin.get("unmatched"):
+            submissions.append(unmatched_submission(student_id, path, origin))
+            continue
         submissions.append(checked_submission(student_id, path, expected, repaired_dir, problem=problems.get(index),
-                                              submitted_at=submitted_at))
+                                              submitted_at=submitted_at, origin=origin))
     return submissions
+
+
+def unmatched_submission(key: str, path: Path, origin: dict) -> Submission:
+    """The row of a notebook whose download name carries no student id: a fault of the grader's input
+    (``error: grader: ...``, no score), never a student's; its name as it is in the zip."""
+    from autograder.lms import download_pattern
+
+    try:
+        source = download_pattern()[1]
+    except ValueError as error:
+        source = str(error)
+    member = storable(str(origin.get("member", path.name)))
+    return Submission(key, path, origin=origin,
+                      fault=f"{member!r} in the zip: its name is not a name of {source}, so whose it is is unknown; "
+                            "rename it in the zip as the LMS names the others, or grade it from a folder")

@@ -50,17 +50,18 @@ def test_lms_file_from_a_roster_of_formulas(tmp_path):
     layout = lms_format(cfg.LMS)
     roster = tmp_path / "roster.csv"
     students = [f"s{i}" for i in range(len(FORMULAS))]
+    column = f"{cfg.LMS_ASSIGNMENT_COLUMN} (4242)"  # Canvas's own header: the assignment's name and id
     with open(roster, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(layout.identity)
+        writer.writerow([*layout.identity, column])
         for student, name in zip(students, FORMULAS):
-            writer.writerow([name if c == layout.name else student if c == layout.key else "-5" if c == "Section"
-                             else "@123" for c in layout.identity])
+            writer.writerow([name if c == layout.name else student if c == "SIS Login ID" else "-5" if c == "Section"
+                             else "@123" for c in layout.identity] + [""])
     grades = [final(s, 20.5) for s in students]
     grades[0] = final(students[0], 12.0, flags=True)  # flagged: a blank score, not a number
     lms = read(export.write_lms_csv(grades, tmp_path / "lms.csv", roster=roster))
     header, points, rows = lms[0], lms[1], lms[2:]
-    assert header == [*layout.identity, cfg.LMS_ASSIGNMENT_COLUMN]
+    assert header == [*layout.identity, column]
     assert points[0] == layout.points_row and points[-1] == "34"  # Canvas' row, as Canvas spells it
     for row, name in zip(rows, FORMULAS):
         cells = dict(zip(header, row))

@@ -293,16 +293,16 @@ def test_the_lms_file_holds_roster_formulas_as_text(graded, tmp_path):
     roster = tmp_path / "roster.csv"
     with open(roster, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(layout.identity)
+        writer.writerow([*layout.identity, f"{cfg.LMS_ASSIGNMENT_COLUMN} (4242)"])
         for student, name in names.items():
-            writer.writerow([name if c == layout.name else student if c == layout.key else "+1+1" if c == "ID"
-                             else "-2+3" for c in layout.identity])
+            writer.writerow([name if c == layout.name else student if c == "SIS Login ID" else "+1+1" if c == "ID"
+                             else "-2+3" for c in layout.identity] + [""])
     done = subprocess.run([sys.executable, "-m", "autograder", "export", str(out), "--out", str(tmp_path / "lms.csv"),
                            "--roster", str(roster)], cwd=cfg.ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     with open(tmp_path / "lms.csv", newline="", encoding="utf-8") as f:
-        rows = {row[layout.key]: row for row in csv.DictReader(f) if row[layout.key]}
+        rows = {row["SIS Login ID"]: row for row in csv.DictReader(f) if row["SIS Login ID"]}
     for student, name in names.items():
         assert rows[student][layout.name] == "'" + name and rows[student]["ID"] == "'+1+1"
         assert rows[student]["Section"] == "'-2+3"
-    assert export.read_roster(roster, layout.key)["reference"][layout.name] == names["reference"]  # read as written
+    assert export.read_roster(roster).rows[0][layout.name] == names["reference"]  # read as written

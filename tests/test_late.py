@@ -88,15 +88,18 @@ def test_the_canvas_file_posts_only_final_scores(tmp_path):
 
 def test_a_roster_gives_names_and_lms_ids_and_a_missing_student_writes_nothing(tmp_path):
     roster = tmp_path / "roster.csv"
+    column = f"{cfg.LMS_ASSIGNMENT_COLUMN} (4242)"  # Canvas's export: the assignment's name and id
     with open(roster, "w", newline="") as f:
-        csv.writer(f).writerows([["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Week 3"],
-                                 ["Doe, Alice", "1001", "S1", "alice", "A", "9"],
-                                 ["Roe, Bob", "1002", "S2", "bob", "A", "8"],
-                                 ["Poe, Carol", "1003", "S3", "carol", "B", "7"]])
+        csv.writer(f).writerows([["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Week 3 (4241)", column],
+                                 ["Doe, Alice", "1001", "S1", "alice", "A", "9", ""],
+                                 ["Roe, Bob", "1002", "S2", "bob", "A", "8", ""],
+                                 ["Poe, Carol", "1003", "S3", "carol", "B", "7", ""]])
     rows = read(write_lms_csv(grades(), tmp_path / "canvas.csv", roster=roster))
+    assert rows[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", column]  # the roster's own header
     assert rows[2] == ["Doe, Alice", "1001", "S1", "alice", "A", "30"]
     short = tmp_path / "short.csv"
-    short.write_text("Student,ID,SIS User ID,SIS Login ID,Section\nDoe,1001,S1,alice,A\n")
-    with pytest.raises(ValueError, match="short.csv: no SIS Login ID for bob, carol; nothing was written"):
+    short.write_text(f"Student,ID,SIS User ID,SIS Login ID,Section,{column}\nDoe,1001,S1,alice,A,\n")
+    with pytest.raises(ValueError, match=r"short.csv: no row for bob, carol \(looked in ID, SIS Login ID, SIS User ID\); "
+                                         "nothing was written"):
         write_lms_csv(grades(), tmp_path / "other.csv", roster=short)
     assert not (tmp_path / "other.csv").exists()

@@ -18,10 +18,13 @@ AWKWARD = "lone \ud800 surrogate, NUL \x00, right-to-left \u202eevil\u202c, " + 
 def test_a_manual_sheet_shows_every_text_escaped_isolated_and_cut(tmp_path):
     rows = [manual.Answer("mallory", HOSTILE + AWKWARD, None, "=1+1 " + HOSTILE, False, "a note \ud800"),
             manual.Answer("reference", "Convex in lateness: $L(t) = t^2$, so | pipes | stay.", 1.0, "", False)]
-    path = manual.write_page(tmp_path / "q.html", manual.page("q_better_loss", "Why? <b>bold</b>", "Rubric", rows))
+    path = manual.write_page(tmp_path / "q.html", manual.page("q_better_loss", "**Why?** <script>alert(1)</script>",
+                                                               "**Rubric (1 point).**\n\n- convex\n- a reason", rows))
     page = path.read_text(encoding="utf-8")
     assert "<script" not in page and "<img" not in page and "<a href" not in page and "<b>" not in page
-    assert "&lt;script&gt;document.title=" in page and "&lt;b&gt;bold&lt;/b&gt;" in page  # shown, as text
+    assert "&lt;script&gt;document.title=" in page  # the students' text, shown as text
+    # the instructor's question and rubric are rendered from their Markdown, and cleaned as well
+    assert "<strong>Why?</strong>" in page and "&lt;script&gt;alert(1)" in page and "<li>a reason</li>" in page
     assert "Convex in lateness: $L(t) = t^2$, so | pipes | stay." in page  # honest text, math as written
     assert "\ufffd" in page and "\u202eevil" in page  # repaired text is visible; right-to-left text kept...
     assert page.count('dir="auto"') >= 2 * len(rows)  # ...inside elements that isolate it

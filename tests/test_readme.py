@@ -42,8 +42,10 @@ EXPECTED = {
     "merge": Expect(0, (r"^merged 1 shard\(s\) into ",)),
     "gradescope-zip": Expect(0, (r"^Gradescope autograder: .*gradescope\.zip$",)),
     "formgrader": Expect(0, (r"^formgrader: http://127\.0\.0\.1:\d+/formgrader\?token=\w+",)),
-    "manual-sheet": Expect(0, (r"^7 question pages in ",)),
+    "manual-sheet": Expect(0, (r"^7 question pages in .*then: \.venv/bin/python -m autograder manual-import ",)),
     "manual-import": Expect(0, (r"^imported 0 manual grade\(s\) into ",)),  # the sheet as written: nothing filled in
+    # nothing graded by hand, no submission time in a folder: no one is final, each named with why
+    "feedback": Expect(0, (r"^final feedback: 0 page\(s\) in ", r"^  no page for reference: manual grading unfinished")),
     "export": Expect(0, (r"^reference\s+21\s", r"^0 final, 5 flagged", r"^LMS import file \(canvas\): ")),
 }
 SERVERS = {"formgrader"}  # run until they print their address, then stopped with Ctrl-C (SIGINT)
@@ -51,7 +53,9 @@ SERVERS = {"formgrader"}  # run until they print their address, then stopped wit
 
 def readme_commands() -> list[str]:
     """The ``python -m autograder`` lines of the README's code blocks, comments removed, in order."""
-    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", README.read_text(), re.S)
+    # fences open and close at the start of a line (indented in a list), each block in its language
+    fences = re.findall(r"^[ \t]*```(\w*)\n(.*?)^[ \t]*```[ \t]*$", README.read_text(), re.S | re.M)
+    blocks = [block for language, block in fences if language in ("", "bash", "sh")]
     lines = [line.split("  #")[0].strip() for block in blocks for line in block.splitlines()]
     return [line for line in lines if re.match(r"^(\.venv/bin/)?python -m autograder ", line)]
 

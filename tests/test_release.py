@@ -70,3 +70,16 @@ def test_drift_check_reports_an_edited_release(tmp_path, fresh_release):
     (copy / "notes.txt").write_text("stray\n")
     problems = "\n".join(release.drift_problems(copy, fresh_release))
     assert "PROVENANCE.md: differs" in problems and "notes.txt: not made by the generator" in problems
+
+
+def test_drift_check_names_the_cell_and_the_fix(tmp_path, fresh_release):
+    copy = tmp_path / "release"
+    shutil.copytree(fresh_release, copy)
+    path = copy / f"{cfg.NOTEBOOK_NAME}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "q_better_loss")
+    nb.cells[index].source = "edited in release/ by hand"
+    nbformat.write(nb, path)
+    [problem] = release.drift_problems(copy, fresh_release)
+    assert f"cell {index} (markdown, q_better_loss: 'edited in release/ by hand') differs in its source" in problem
+    assert "run `python -m autograder release` and commit release/" in problem
