@@ -4,6 +4,7 @@
     python -m autograder release [--check]       build release/ from source/ (and verify it)
     python -m autograder grade SUBMISSIONS --out DIR [--workers N] [--shard i/N] [--remove-missing]
     python -m autograder merge SHARD_DIR... --out DIR   combine the outputs of sharded runs
+    python -m autograder slurm SUBMISSIONS --out DIR --tasks N [--gpus-per-task G] [--wait]   grade on Slurm
     python -m autograder formgrader RUN [--port P]       nbgrader's formgrader on a run, to grade by hand
     python -m autograder manual-sheet RUN --out DIR      free-response answers per question, a CSV to fill
     python -m autograder manual-import FILE.csv --run RUN   load hand-given points into the gradebook
@@ -89,17 +90,37 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from autograder.class_report import write_class_report
-    from autograder.grade import merge_gradebooks
-    from autograder.shards import merge, read_grades
-    from autograder.submissions import repair_notes
+    from autograder.shards import merge_class
 
-    path = merge([Path(s) for s in args.shards], Path(args.out))
-    students = {row[0] for row in read_grades(path)[1]}
-    write_class_report(path, Path(args.out), notes=repair_notes([Path(s) for s in args.shards], students))
-    merge_gradebooks([Path(s) for s in args.shards], Path(args.out))
+    path = merge_class([Path(s) for s in args.shards], Path(args.out))
     print(f"merged {len(args.shards)} shard(s) into {path}")
     return 0
+
+
+def cmd_slurm(args: argparse.Namespace) -> int:
+    from autograder import slurm
+
+    plan = slurm.make_plan(Path(args.submissions), Path(args.out), tasks=args.tasks, partition=args.partition,
+                           gpus_per_task=args.gpus_per_task, time_minutes=args.time)
+    submitted = slurm.submit(plan)
+    print(slurm.describe(submitted), flush=True)
+    if not args.wait:
+        jobs = ",".join(j for j in (submitted.array_job, submitted.merge_job) if j)
+        print(f"follow them with `squeue -j {jobs}`; the merge's verdict: {plan.out / slurm.VERDICT}" if jobs else "")
+        return 0
+    status, message = slurm.follow(submitted)
+    if (plan.out / "grades.csv").is_file() and status != slurm.SHARDS_FAILED:
+        print(slurm.grades_table(plan.out))
+    print(message, file=sys.stderr if status else sys.stdout)
+    return status
+
+
+def cmd_slurm_merge(args: argparse.Namespace) -> int:
+    from autograder.slurm import merge_job
+
+    status, message = merge_job(Path(args.out), args.tasks)
+    print(message, file=sys.stderr if status else sys.stdout)
+    return status
 
 
 def cmd_formgrader(args: argparse.Namespace) -> int:
@@ -256,6 +277,25 @@ def parser() -> argparse.ArgumentParser:
     mg.add_argument("shards", nargs="+", help="the --out folders of the shard runs")
     mg.add_argument("--out", required=True, help="folder for the merged grades.csv, feedback and report")
     mg.set_defaults(handler=cmd_merge)
+
+    sl = sub.add_parser("slurm", help="grade on a Slurm cluster: an array job of N shards, then a merge job into --out",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sl.add_argument("submissions", help="as for grade; on a file system that the cluster's nodes share")
+    sl.add_argument("--out", required=True, help="the class folder (as grade writes it), the batch scripts in OUT/slurm/ "
+                                                 "and the shards in OUT/shards/i; on the shared file system")
+    sl.add_argument("--tasks", type=int, required=True, help="array tasks, one shard each (grade --shard i/N)")
+    sl.add_argument("--partition", help="Slurm partition (default: the cluster's default partition)")
+    sl.add_argument("--gpus-per-task", type=int, default=0, help="GPUs per task (#SBATCH --gres=gpu:G); 0: none")
+    sl.add_argument("--time", type=int, metavar="MINUTES", help="time limit per task (#SBATCH --time); default: "
+                                                                 "the partition's")
+    sl.add_argument("--wait", action="store_true", help="follow the tasks, then exit with the merge's verdict: 3 when a "
+                                                        "task failed or was cancelled, else grade's exit status")
+    sl.set_defaults(handler=cmd_slurm)
+
+    sm = sub.add_parser("slurm-merge", help="the Slurm merge job (OUT/slurm/merge.sbatch): merge OUT/shards/* into OUT")
+    sm.add_argument("out", help="the --out folder of the slurm command")
+    sm.add_argument("--tasks", type=int, required=True, help="the number of shards")
+    sm.set_defaults(handler=cmd_slurm_merge)
 
     fm = sub.add_parser("formgrader", help="nbgrader's formgrader on a run's class gradebook (loopback only)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -150,3 +150,19 @@ def merge(shard_dirs: list[Path], dest: Path) -> Path:
     path = dest / GRADES_CSV
     write_csv_atomically(path, header, rows)
     return path
+
+
+def merge_class(shard_dirs: list[Path], dest: Path) -> Path:
+    """The class folder that ``grade --out dest`` writes, from shard folders: ``merge``, then the class report,
+    the class gradebook and the similarity report; return ``dest/grades.csv``. Used by ``merge`` and by the
+    Slurm merge job (``autograder/slurm.py``)."""
+    from autograder.class_report import write_class_report
+    from autograder.grade import merge_gradebooks
+    from autograder.submissions import repair_notes
+
+    shard_dirs = [Path(d) for d in shard_dirs]
+    path = merge(shard_dirs, Path(dest))
+    students = {row[0] for row in read_grades(path)[1]}
+    write_class_report(path, Path(dest), notes=repair_notes(shard_dirs, students))
+    merge_gradebooks(shard_dirs, Path(dest))
+    return path
