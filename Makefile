@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 # nbgrader runs `alembic` from PATH when it creates a gradebook
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install sandbox-tools browser-tools demo test test-all release grade calibrate benchmarks clean
+.PHONY: install sandbox-tools browser-tools slurm-tools demo test test-all release grade calibrate benchmarks clean
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
@@ -42,14 +42,26 @@ browser-tools:
 		echo "WARNING: chromium/chromedriver missing and not installable here: the formgrader browser test will skip"; \
 	fi
 
+# Slurm and munge, for the one-node cluster that tests/test_slurm.py starts (which skips without them)
+slurm-tools:
+	@PATH="$$PATH:/usr/sbin:/sbin"; \
+	command -v sbatch >/dev/null && command -v slurmctld >/dev/null && command -v munged >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing slurm-wlm and munge (the Slurm tests' one-node cluster) with apt-get"; \
+		(apt-get install -y -q slurm-wlm munge >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q slurm-wlm munge >/dev/null)) \
+			|| echo "WARNING: apt-get could not install slurm-wlm and munge: the Slurm tests will skip"; \
+	else \
+		echo "WARNING: Slurm (slurm-wlm) and munge missing and not installable here (not root, or no apt-get): the Slurm tests will skip"; \
+	fi
+
 demo: install
 	$(BIN)/python -m autograder demo --out out/demo
 
 # the default suite (what CI runs): every grading path; test-all adds the mutant corpus and calibration
-test: install browser-tools
+test: install browser-tools slurm-tools
 	$(BIN)/python -m pytest -m "not extended"
 
-test-all: install browser-tools
+test-all: install browser-tools slurm-tools
 	$(BIN)/python -m pytest
 
 release: install

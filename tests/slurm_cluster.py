@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +93,7 @@ def stop(processes: list[subprocess.Popen]) -> None:
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory):
+def slurm_cluster():
     """A running one-node cluster (``Cluster``); ``SLURM_CONF`` names its slurm.conf until the session ends."""
     missing = missing_tools()
     if missing:
@@ -102,7 +103,9 @@ def slurm_cluster(tmp_path_factory):
         pytest.skip("the one-node Slurm cluster needs root (slurmd starts each job as its user)")
     if memory_mib() < 5000:
         pytest.skip(f"{memory_mib()} MiB of memory: a grading task asks Slurm for 4 GiB")
-    folder = tmp_path_factory.mktemp("slurm")
+    # not under pytest's base folder, which only its owner may enter: munged refuses a socket there
+    folder = Path(tempfile.mkdtemp(prefix="autograder-slurm-"))
+    folder.chmod(0o755)
     for sub in ("state", "spool", "log", "munge"):
         (folder / sub).mkdir()
     (folder / "munge").chmod(0o700)
@@ -126,7 +129,7 @@ def slurm_cluster(tmp_path_factory):
               f"--pid-file={folder / 'munged.pid'}", f"--seed-file={folder / 'munge' / 'munge.seed'}",
               f"--log-file={folder / 'log' / 'munged.log'}", log="munged.out.log")
         deadline = time.monotonic() + START_S
-        while not munge_socket.exists() and time.monotonic() < deadline:
+        while not munge_socket.exists() and processes[0].poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         start(tool["slurmctld"], "-D", "-f", str(conf), log="slurmctld.out.log")
         start(tool["slurmd"], "-D", "-f", str(conf), log="slurmd.out.log")
@@ -147,6 +150,7 @@ def slurm_cluster(tmp_path_factory):
         subprocess.run(["scancel", "--full", "--user", str(os.geteuid())], capture_output=True)  # nothing outlives it
     finally:
         stop(processes)
+        shutil.rmtree(folder, ignore_errors=True)
         if old_conf is None:
             os.environ.pop("SLURM_CONF", None)
         else:

@@ -185,7 +185,7 @@ def test_a_cancelled_task_is_named_and_a_rerun_grades_only_its_shard(slurm_clust
         in second.stdout and rerun_job != array_job
     assert {i: mtimes(out / "shards" / str(i)) for i in kept} == kept  # the other shards were not graded again
     rows = read_csv(out / "grades.csv")
-    assert sorted(rows) == students and all(r["status"].endswith("not valid JSON") for r in rows.values())
+    assert sorted(rows) == students and all("not valid JSON" in r["status"] for r in rows.values())
 
     third, _ = run_slurm(tmp_path / "subs", out)
     assert third.returncode == 0 and "nothing to submit" in third.stdout, third.stdout + third.stderr
