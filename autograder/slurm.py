@@ -14,6 +14,7 @@ Task ``i`` of the array job runs ``grade SUBMISSIONS --shard i/N --out DIR/shard
     DIR/shards/<i>/              shard i's ``grade --out`` folder, and ``slurm-exit``: grade's exit status,
                                  written when the task's grade ended (absent: cancelled, killed, timed out)
     DIR/slurm/verdict.json       the merge job's exit status and message
+    DIR/slurm/jobs.json          the last submission's job ids: no rerun while they are queued or running
 
 A shared file system is assumed, as on every Slurm cluster: the nodes see the checkout, its venv
 (``sys.executable`` of the submitting command), the submissions and ``DIR`` at the same paths.
@@ -38,6 +39,7 @@ import jinja2
 
 EXIT_FILE = "slurm-exit"  # in DIR/shards/<i>: grade's exit status, once the task's grade ended
 VERDICT = Path("slurm") / "verdict.json"  # in DIR: the merge job's exit status and message
+JOBS = Path("slurm") / "jobs.json"  # in DIR: the job ids of the last submission
 SHARDS_FAILED = 3  # exit status when a task failed or was cancelled (grade's own are 0, 1 and 2)
 JOB_NAME = "autograder"
 POLL_S = 2.0  # seconds between two squeue calls while following the jobs
@@ -209,6 +211,11 @@ def submit(plan: Plan) -> Submitted:
     A shard's old exit status is removed before its task is submitted, so that only this run's counts.
     Everything complete and merged: nothing is submitted (both job ids None).
     """
+    earlier = still_queued(plan.out)
+    if earlier:
+        raise SlurmError(f"job(s) {', '.join(earlier)} of an earlier `slurm` run into {plan.out} are still queued or "
+                         f"running: wait for them (squeue -j {','.join(earlier)}) or cancel them (scancel "
+                         f"{' '.join(earlier)}), then run this again")
     write_scripts(plan)
     kept = complete_shards(plan)
     todo = [i for i in range(plan.tasks) if i not in kept]
@@ -224,7 +231,18 @@ def submit(plan: Plan) -> Submitted:
                            what="array job")
     after = [f"--dependency=afterany:{array_job}"] if array_job else []
     merge_job = sbatch([*after, str(plan.merge_script)], cwd=plan.root, what="merge job")
+    (plan.out / JOBS).write_text(json.dumps({"array_job": array_job, "merge_job": merge_job, "shards": todo}))
     return Submitted(plan, array_job, merge_job, todo, kept)
+
+
+def still_queued(out: Path) -> list[str]:
+    """The jobs of the last submission into ``out`` (``DIR/slurm/jobs.json``) that Slurm still queues or runs:
+    submitting the same shards again beside them would grade them twice at once."""
+    try:
+        jobs = json.loads((Path(out) / JOBS).read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    return [job for job in (jobs.get("array_job"), jobs.get("merge_job")) if job and active(job)]
 
 
 def describe(submitted: Submitted) -> str:

@@ -86,6 +86,21 @@ def test_bad_input_is_one_line_naming_the_problem(tmp_path, monkeypatch, capsys,
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
 
 
+def test_no_rerun_while_the_earlier_jobs_are_queued(tmp_path, monkeypatch, capsys):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(EXAMPLES / "blank.ipynb", subs)
+    bin_dir = fake_sbatch(tmp_path / "bin", says="not to be called")
+    (tmp_path / "bin" / "squeue").write_text("#!/bin/sh\necho 2\n")  # task 2 of the array job still pending
+    (tmp_path / "bin" / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", bin_dir)
+    (tmp_path / "out" / "slurm").mkdir(parents=True)
+    (tmp_path / "out" / "slurm" / "jobs.json").write_text('{"array_job": "41", "merge_job": "42", "shards": [2]}')
+    assert main(["slurm", str(subs), "--out", str(tmp_path / "out"), "--tasks", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "job(s) 41, 42 of an earlier `slurm` run" in err and "scancel 41 42" in err and err.count("\n") == 1
+
+
 # --- on the cluster ---------------------------------------------------------------------------------------
 
 def run_slurm(submissions: Path, out: Path, *, cancel: int | None = None) -> tuple[subprocess.CompletedProcess, str]:
@@ -175,6 +190,7 @@ def test_a_cancelled_task_is_named_and_a_rerun_grades_only_its_shard(slurm_clust
     assert "1 of 3 shard(s) not graded, nothing merged" in first.stderr
     assert not (out / "grades.csv").exists()
     kept = {i: mtimes(out / "shards" / str(i)) for i in range(TASKS) if i != cancelled}
+    assert json.loads((out / "slurm" / "jobs.json").read_text())["array_job"] == array_job
     assert all(len(files) == 3 for files in kept.values()), kept  # exit status and two results each
 
     time.sleep(0.05)  # a regraded file would get a later mtime than these
