@@ -106,7 +106,7 @@ def cmd_slurm(args: argparse.Namespace) -> int:
     print(slurm.describe(submitted), flush=True)
     if not args.wait:
         jobs = ",".join(j for j in (submitted.array_job, submitted.merge_job) if j)
-        print(f"follow them with `squeue -j {jobs}`; the merge's verdict: {plan.out / slurm.VERDICT}" if jobs else "")
+        print(f"follow them with `squeue -j {jobs}`; the merge's verdict: {slurm.shown(plan.out / slurm.VERDICT)}" if jobs else "")
         return 0
     status, message = slurm.follow(submitted)
     if (plan.out / "grades.csv").is_file() and status != slurm.SHARDS_FAILED:

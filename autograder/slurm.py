@@ -183,9 +183,10 @@ def complete_shards(plan: Plan) -> list[int]:
     return complete
 
 
-def sbatch(arguments: Sequence[str], *, cwd: Path, what: str) -> str:
-    """Run ``sbatch --parsable ARGUMENTS``; return the job id; ``SlurmError`` with sbatch's own words if refused."""
-    done = subprocess.run(["sbatch", "--parsable", *arguments], cwd=cwd, capture_output=True, text=True)
+def sbatch(arguments: Sequence[str], *, what: str) -> str:
+    """Run ``sbatch --parsable ARGUMENTS`` here (the jobs' ``SLURM_SUBMIT_DIR``; the scripts change to the
+    checkout); return the job id; ``SlurmError`` with sbatch's own words if refused."""
+    done = subprocess.run(["sbatch", "--parsable", *arguments], capture_output=True, text=True)
     if done.returncode != 0:
         said = done.stderr.strip() or done.stdout.strip() or f"exit status {done.returncode}"
         raise SlurmError(f"sbatch refused the {what}: {said}")
@@ -227,10 +228,9 @@ def submit(plan: Plan) -> Submitted:
     array_job = None
     if todo:
         # the option given on the command line overrides the script's own --array=0-(N-1)
-        array_job = sbatch([f"--array={','.join(map(str, todo))}", str(plan.grade_script)], cwd=plan.root,
-                           what="array job")
+        array_job = sbatch([f"--array={','.join(map(str, todo))}", str(plan.grade_script)], what="array job")
     after = [f"--dependency=afterany:{array_job}"] if array_job else []
-    merge_job = sbatch([*after, str(plan.merge_script)], cwd=plan.root, what="merge job")
+    merge_job = sbatch([*after, str(plan.merge_script)], what="merge job")
     (plan.out / JOBS).write_text(json.dumps({"array_job": array_job, "merge_job": merge_job, "shards": todo}))
     return Submitted(plan, array_job, merge_job, todo, kept)
 
@@ -245,22 +245,31 @@ def still_queued(out: Path) -> list[str]:
     return [job for job in (jobs.get("array_job"), jobs.get("merge_job")) if job and active(job)]
 
 
+def shown(path: Path) -> str:
+    """``path`` as the user sees it: relative to the folder the command was run in when below it (in a job, the
+    folder it was submitted from: ``SLURM_SUBMIT_DIR``); the scripts hold absolute paths."""
+    try:
+        return str(Path(path).relative_to(os.environ.get("SLURM_SUBMIT_DIR") or Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def describe(submitted: Submitted) -> str:
     """What was submitted, as printed by the command: scripts, job ids, tasks, shards kept."""
     plan = submitted.plan
-    lines = [f"batch scripts: {plan.grade_script}, {plan.merge_script} (a shared file system is assumed: "
-             f"the nodes read and write these paths)"]
+    lines = [f"batch scripts: {shown(plan.grade_script)}, {shown(plan.merge_script)} (a shared file system is "
+             "assumed: every node reads and writes these paths)"]
     if submitted.kept:
         lines.append(f"shards complete from an earlier run, kept: {', '.join(map(str, submitted.kept))} of {plan.tasks}")
     if submitted.array_job:
         tasks = ", ".join(f"{submitted.array_job}_{i}" for i in submitted.shards)
         lines.append(f"array job {submitted.array_job}: {len(submitted.shards)} task(s), shard i/{plan.tasks} "
-                     f"into {plan.out / 'shards'}/i: {tasks}")
+                     f"into {shown(plan.out / 'shards')}/i: {tasks}")
     if submitted.merge_job:
         after = f" after array job {submitted.array_job} ends (afterany)" if submitted.array_job else ""
-        lines.append(f"merge job {submitted.merge_job}: merges the shards into {plan.out}{after}")
+        lines.append(f"merge job {submitted.merge_job}: merges the shards into {shown(plan.out)}{after}")
     else:
-        lines.append(f"nothing to submit: every shard is complete and merged into {plan.out / 'grades.csv'}")
+        lines.append(f"nothing to submit: every shard is complete and merged into {shown(plan.out / 'grades.csv')}")
     return "\n".join(lines)
 
 
@@ -305,7 +314,7 @@ def read_verdict(out: Path, merge_job: str | None = None) -> tuple[int, str]:
         verdict = json.loads((Path(out) / VERDICT).read_text())
         return int(verdict["exit_status"]), str(verdict["message"])
     except (OSError, ValueError, KeyError, TypeError):
-        log = f" (its output: {Path(out) / 'slurm' / 'logs'}/merge-{merge_job}.out)" if merge_job else ""
+        log = f" (its output: {shown(Path(out) / 'slurm' / 'logs')}/merge-{merge_job}.out)" if merge_job else ""
         return SHARDS_FAILED, (f"the merge job {merge_job or ''} ended without a verdict{log}: cancelled, or it failed "
                                "before merging; run the same command again")
 
@@ -329,7 +338,7 @@ def merge_job(out: Path, tasks: int) -> tuple[int, str]:
     for index, folder in enumerate(folders):
         status = exit_status(folder)
         logs = sorted((out / "slurm" / "logs").glob(f"grade-*_{index}.out"), key=lambda p: p.stat().st_mtime)
-        where = f"; its output: {logs[-1]}" if logs else ""
+        where = f"; its output: {shown(logs[-1])}" if logs else ""
         if status is None:
             unfinished.append(f"shard {index}/{tasks} did not finish (its task failed, was cancelled, ran out of "
                               f"time or memory, or its node failed{where})")
@@ -347,7 +356,7 @@ def merge_job(out: Path, tasks: int) -> tuple[int, str]:
         counts = Counter(r[status_column].split(":")[0] for r in rows)
         code = 1 if faults else 0
         message = f"error: {faults}" if faults else (
-            f"merged {tasks} shard(s) into {path}: {len(rows)} submission(s), "
+            f"merged {tasks} shard(s) into {shown(path)}: {len(rows)} submission(s), "
             + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     verdict = out / VERDICT
     verdict.parent.mkdir(parents=True, exist_ok=True)
