@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 # nbgrader runs `alembic` from PATH when it creates a gradebook
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install sandbox-tools browser-tools slurm-tools demo test test-all release grade calibrate benchmarks clean
+.PHONY: install sandbox-tools browser-tools slurm-tools container-tools container container-demo demo test test-all release grade calibrate benchmarks clean
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
@@ -53,6 +53,24 @@ slurm-tools:
 	else \
 		echo "WARNING: Slurm (slurm-wlm) and munge missing and not installable here (not root, or no apt-get): the Slurm tests will skip"; \
 	fi
+
+# the grading image: podman (apt, as root) and debootstrap build it offline (autograder/docker/build.sh)
+container-tools:
+	@PATH="$$PATH:/usr/sbin:/sbin"; \
+	{ command -v podman && command -v runc && command -v debootstrap; } >/dev/null || command -v docker >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing podman, runc and debootstrap (to build and run the grading image) with apt-get"; \
+		apt-get install -y -q podman runc debootstrap >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q podman runc debootstrap >/dev/null); \
+	else \
+		echo "podman or docker is needed to build the grading image: install one"; exit 1; \
+	fi
+
+container: install container-tools
+	bash autograder/docker/build.sh
+
+# grade the examples inside the image (no network, non-root), then Gradescope's entry point there
+container-demo: container
+	bash autograder/docker/demo.sh
 
 demo: install
 	$(BIN)/python -m autograder demo --out out/demo
