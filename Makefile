@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 # nbgrader runs `alembic` from PATH when it creates a gradebook
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install sandbox-tools browser-tools slurm-tools container-tools container container-demo demo test test-all release grade calibrate benchmarks clean
+.PHONY: install sandbox-tools browser-tools slurm-tools container-tools container container-demo demo test test-attacks test-all release grade calibrate benchmarks clean
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
@@ -78,6 +78,11 @@ demo: install
 # the default suite (what CI runs): every grading path; test-all adds the mutant corpus and calibration
 test: install browser-tools slurm-tools
 	$(BIN)/python -m pytest -m "not extended"
+
+# the adversarial corpus's attacks on the machine's resources (fork and memory bombs, busy children,
+# huge output, a signal-proof loop): minutes of CPU, so a run of their own; CI runs it after `make test`
+test-attacks: install
+	$(BIN)/python -m pytest -m extended tests/test_adversarial.py
 
 test-all: install browser-tools slurm-tools
 	$(BIN)/python -m pytest
