@@ -14,7 +14,8 @@ Task ``i`` of the array job runs ``grade SUBMISSIONS --shard i/N --out DIR/shard
     DIR/shards/<i>/              shard i's ``grade --out`` folder, and ``slurm-exit``: grade's exit status,
                                  written when the task's grade ended (absent: cancelled, killed, timed out)
     DIR/slurm/verdict.json       the merge job's exit status and message
-    DIR/slurm/jobs.json          the last submission's job ids: no rerun while they are queued or running
+    DIR/slurm/jobs.json          the last submission's job ids and N: no rerun while they are queued or running,
+                                 nor with another N (each shard's students depend on N)
 
 A shared file system is assumed, as on every Slurm cluster: the nodes see the checkout, its venv
 (``sys.executable`` of the submitting command), the submissions and ``DIR`` at the same paths.
@@ -212,6 +213,10 @@ def submit(plan: Plan) -> Submitted:
     A shard's old exit status is removed before its task is submitted, so that only this run's counts.
     Everything complete and merged: nothing is submitted (both job ids None).
     """
+    last = last_submission(plan.out)
+    if last.get("tasks", plan.tasks) != plan.tasks:  # each shard's students depend on N
+        raise ValueError(f"{plan.out} holds the shards of --tasks {last['tasks']}: run with --tasks {last['tasks']} "
+                         "again, or grade into a new --out folder")
     earlier = still_queued(plan.out)
     if earlier:
         raise SlurmError(f"job(s) {', '.join(earlier)} of an earlier `slurm` run into {plan.out} are still queued or "
@@ -231,17 +236,23 @@ def submit(plan: Plan) -> Submitted:
         array_job = sbatch([f"--array={','.join(map(str, todo))}", str(plan.grade_script)], what="array job")
     after = [f"--dependency=afterany:{array_job}"] if array_job else []
     merge_job = sbatch([*after, str(plan.merge_script)], what="merge job")
-    (plan.out / JOBS).write_text(json.dumps({"array_job": array_job, "merge_job": merge_job, "shards": todo}))
+    (plan.out / JOBS).write_text(json.dumps({"array_job": array_job, "merge_job": merge_job, "shards": todo,
+                                             "tasks": plan.tasks}))
     return Submitted(plan, array_job, merge_job, todo, kept)
 
 
-def still_queued(out: Path) -> list[str]:
-    """The jobs of the last submission into ``out`` (``DIR/slurm/jobs.json``) that Slurm still queues or runs:
-    submitting the same shards again beside them would grade them twice at once."""
+def last_submission(out: Path) -> dict:
+    """``DIR/slurm/jobs.json``: the job ids, shards and shard count of the last submission into ``out``; {} if none."""
     try:
-        jobs = json.loads((Path(out) / JOBS).read_text())
-    except (OSError, json.JSONDecodeError):
-        return []
+        return dict(json.loads((Path(out) / JOBS).read_text()))
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def still_queued(out: Path) -> list[str]:
+    """The jobs of the last submission into ``out`` that Slurm still queues or runs: submitting the same
+    shards again beside them would grade them twice at once."""
+    jobs = last_submission(out)
     return [job for job in (jobs.get("array_job"), jobs.get("merge_job")) if job and active(job)]
 
 

@@ -101,6 +101,18 @@ def test_no_rerun_while_the_earlier_jobs_are_queued(tmp_path, monkeypatch, capsy
     assert "job(s) 41, 42 of an earlier `slurm` run" in err and "scancel 41 42" in err and err.count("\n") == 1
 
 
+def test_no_rerun_with_another_number_of_tasks(tmp_path, monkeypatch, capsys):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(EXAMPLES / "blank.ipynb", subs)
+    monkeypatch.setenv("PATH", fake_sbatch(tmp_path / "bin", says="not to be called"))
+    (tmp_path / "out" / "slurm").mkdir(parents=True)
+    (tmp_path / "out" / "slurm" / "jobs.json").write_text('{"array_job": "41", "merge_job": "42", "tasks": 4}')
+    assert main(["slurm", str(subs), "--out", str(tmp_path / "out"), "--tasks", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "holds the shards of --tasks 4: run with --tasks 4 again, or grade into a new --out folder" in err, err
+
+
 # --- on the cluster ---------------------------------------------------------------------------------------
 
 def run_slurm(submissions: Path, out: Path, *, cancel: int | None = None) -> tuple[subprocess.CompletedProcess, str]:
