@@ -32,7 +32,7 @@ EXAMPLES = cfg.EXAMPLES_DIR
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    from autograder import release
+    from autograder.authoring import release
 
     if not args.check:
         target = release.release()
@@ -47,14 +47,14 @@ def cmd_release(args: argparse.Namespace) -> int:
 def grade_and_report(submissions: Path, out: Path, *, workers: int, shard: tuple[int, int] | None,
                      warm: bool | None = None, remove_missing: bool = False) -> tuple[int, list]:
     """Grade, print the table, the isolation and any grader faults; (exit status, rows)."""
-    from autograder.class_report import write_class_report
-    from autograder.grade import fault_summary, grade, graded_cells
-    from autograder.report import summary_table
+    from autograder.reports.class_report import write_class_report
+    from autograder.grading.grade import fault_summary, grade, graded_cells
+    from autograder.reports.report import summary_table
 
     rows = grade(submissions, out, workers=workers, shard=shard, progress=True, warm=warm,
                  remove_missing=remove_missing)
     print(summary_table(rows, graded_cells()[0]))
-    from autograder.submissions import repair_notes
+    from autograder.grading.submissions import repair_notes
 
     png, table = write_class_report(out / "grades.csv", out, notes=repair_notes([out], {row.student_id for row in rows}))
     print(f"\ngrades: {out / 'grades.csv'}   feedback: {out / 'feedback'}/   class report: {table}, {png}")
@@ -73,7 +73,7 @@ def grade_and_report(submissions: Path, out: Path, *, workers: int, shard: tuple
 def cmd_grade(args: argparse.Namespace) -> int:
     shard = None
     if args.shard:
-        from autograder.shards import parse_shard
+        from autograder.grading.shards import parse_shard
 
         shard = parse_shard(args.shard)
     return grade_and_report(Path(args.submissions), Path(args.out), workers=args.workers, shard=shard,
@@ -81,7 +81,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from autograder.doctor import run_doctor
+    from autograder.grading.doctor import run_doctor
 
     ok, report = run_doctor(Path(args.out) if args.out else None)
     print(report)
@@ -89,10 +89,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from autograder.class_report import write_class_report
-    from autograder.grade import merge_gradebooks
-    from autograder.shards import merge, read_grades
-    from autograder.submissions import repair_notes
+    from autograder.reports.class_report import write_class_report
+    from autograder.grading.grade import merge_gradebooks
+    from autograder.grading.shards import merge, read_grades
+    from autograder.grading.submissions import repair_notes
 
     path = merge([Path(s) for s in args.shards], Path(args.out))
     students = {row[0] for row in read_grades(path)[1]}
@@ -103,7 +103,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_formgrader(args: argparse.Namespace) -> int:
-    from autograder.formgrader import serve
+    from autograder.marking.formgrader import serve
 
     return serve(Path(args.run), args.port)
 
@@ -121,7 +121,7 @@ def this_command() -> str:
 
 
 def cmd_manual_sheet(args: argparse.Namespace) -> int:
-    from autograder.manual import write_manual_sheet
+    from autograder.marking.manual import write_manual_sheet
 
     pages, sheet = write_manual_sheet(Path(args.run), Path(args.out))
     print(f"{len(pages)} question pages in {Path(args.out)}/; fill in {sheet}, then: "
@@ -130,7 +130,7 @@ def cmd_manual_sheet(args: argparse.Namespace) -> int:
 
 
 def cmd_manual_import(args: argparse.Namespace) -> int:
-    from autograder.manual import import_manual_grades
+    from autograder.marking.manual import import_manual_grades
 
     count = import_manual_grades(Path(args.file), Path(args.run))
     print(f"imported {count} manual grade(s) into {Path(args.run) / 'gradebook.db'}")
@@ -138,7 +138,7 @@ def cmd_manual_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from autograder.export import export, summary
+    from autograder.marking.export import export, summary
 
     done = export(Path(args.run), Path(args.out), roster=Path(args.roster) if args.roster else None,
                   times=[Path(t) for t in args.times or []])
@@ -148,7 +148,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    from autograder.feedback import write_final_feedback
+    from autograder.marking.feedback import write_final_feedback
 
     done = write_final_feedback(Path(args.run), times=[Path(t) for t in args.times or []])
     folder = Path(args.run) / "final_feedback"
@@ -159,7 +159,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def cmd_gradescope_zip(args: argparse.Namespace) -> int:
-    from autograder.gradescope import build_zip
+    from autograder.platforms.gradescope import build_zip
 
     print(f"Gradescope autograder: {build_zip(Path(args.out))}")
     return 0
@@ -187,7 +187,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from autograder import calibrate
+    from autograder.authoring import calibrate
 
     report = calibrate.calibrate(seeds=args.seeds)
     path = calibrate.write_report(report)
@@ -197,7 +197,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from autograder.check import check, format_verdicts
+    from autograder.authoring.check import check, format_verdicts
 
     items = check(Path(args.notebook))
     print(format_verdicts(items))
@@ -205,7 +205,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
-    from autograder.selftest import run_selftest
+    from autograder.authoring.selftest import run_selftest
 
     ok, report = run_selftest(seeds=args.seeds, workers=args.workers)
     print(report)
@@ -213,7 +213,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
-    from autograder.figures import main as figures_main
+    from autograder.authoring.figures import main as figures_main
 
     return figures_main(["--quick"] if args.quick else [])
 
@@ -338,9 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         quiet.filter = lambda record: record.name != "traitlets" or record.levelno >= logging.ERROR
         for handler in logging.getLogger().handlers:
             handler.addFilter(quiet)
-    from autograder.course import NbgraderError
+    from autograder.grading.course import NbgraderError
     from autograder.data import DataError
-    from autograder.submissions import SubmissionsError
+    from autograder.grading.submissions import SubmissionsError
 
     try:
         return args.handler(args)

@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader, Sampler  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402
 
 import course_config as cfg  # noqa: E402
-from autograder.figures import BN_MODELS, FULL, official_mnist_root, use_mnist_root  # noqa: E402
+from autograder.authoring.figures import BN_MODELS, FULL, official_mnist_root, use_mnist_root  # noqa: E402
 from autograder.notebook_code import load_namespace  # noqa: E402
 
 # The tutorial's args (also the defaults of the notebook's experiment functions).

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 import course_config as cfg
-from autograder import export, manual
+from autograder.marking import export, manual
 from autograder.csvfiles import from_spreadsheet, spreadsheet_cell, write_csv_atomically
 from autograder.late import Lateness
 from autograder.lms import lms_format

@@ -21,10 +21,10 @@ import pytest
 from nbgrader.api import Gradebook
 
 import course_config as cfg
-from autograder import export, formgrader, manual
-from autograder.gradebook import GRADER_ONLY, course_path
-from autograder.grade import grade
-from autograder.results import graded_cells
+from autograder.marking import export, formgrader, manual
+from autograder.grading.gradebook import GRADER_ONLY, course_path
+from autograder.grading.grade import grade
+from autograder.grading.results import graded_cells
 from tests.browser import browser_or_skip, chrome
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]

@@ -18,8 +18,8 @@ import jsonschema
 import pytest
 
 import course_config as cfg
-from autograder import gradescope
-from autograder.grade import GradeRow, graded_cells
+from autograder.platforms import gradescope
+from autograder.grading.grade import GradeRow, graded_cells
 
 AUTO_IDS, MANUAL_IDS = graded_cells()
 SCHEMA = json.loads(gradescope.SCHEMA.read_text())
@@ -88,7 +88,7 @@ def test_the_zip_holds_what_the_grader_needs_and_nothing_else(built_zip):
     with zipfile.ZipFile(built_zip) as archive:
         names = set(archive.namelist())
     needed = {"course_config.py", "nbgrader_config.py", "requirements.txt", "autograder/__init__.py",
-              "autograder/grade.py", "autograder/gradescope.py", "autograder/docker/install.sh",
+              "autograder/grading/grade.py", "autograder/platforms/gradescope.py", "autograder/docker/install.sh",
               f"source/{cfg.ASSIGNMENT_ID}/{cfg.NOTEBOOK_NAME}.ipynb",
               f"source/{cfg.ASSIGNMENT_ID}/data/MNIST/raw/train-images-idx3-ubyte"}
     assert needed <= names, needed - names

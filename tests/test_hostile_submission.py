@@ -37,8 +37,8 @@ import pytest
 from nbgrader.api import Gradebook
 
 import course_config as cfg
-from autograder import export, formgrader, manual
-from autograder.gradebook import course_path
+from autograder.marking import export, formgrader, manual
+from autograder.grading.gradebook import course_path
 from autograder.lms import lms_format
 from tests.browser import browser_or_skip, chrome
 

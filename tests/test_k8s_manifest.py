@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 import course_config as cfg
-from autograder.shards import parse_shard
+from autograder.grading.shards import parse_shard
 
 MANIFEST = cfg.ROOT / "autograder" / "k8s" / "grade-job.yaml"
 DOCKERFILE = cfg.ROOT / "autograder" / "Dockerfile"

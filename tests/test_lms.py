@@ -17,9 +17,10 @@ from datetime import timedelta
 import pytest
 
 import course_config as cfg
-from autograder import export, late
+from autograder import late
+from autograder.marking import export
 from autograder.lms import LMS_FORMATS, lms_format
-from autograder.submissions import SubmissionsError, extract_zip, find_submissions, read_origin
+from autograder.grading.submissions import SubmissionsError, extract_zip, find_submissions, read_origin
 from tests.lms_downloads import FIXTURES, download_zip, expected_students, members
 
 RELEASE = cfg.RELEASE_NOTEBOOK.read_bytes()

@@ -23,8 +23,8 @@ import nbformat
 import pytest
 
 import course_config as cfg
-from autograder import similarity
-from autograder.similarity import similarity_report, write_similarity_html
+from autograder.grading import similarity
+from autograder.grading.similarity import similarity_report, write_similarity_html
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS_DIR = ROOT / "tests" / "similarity"

@@ -21,7 +21,7 @@ cd "$REPO"
 "$PY" - <<'PY'
 import os
 
-from autograder.settings import kernel_environment
+from autograder.grading.settings import kernel_environment
 
 os.environ.update(kernel_environment())
 import torch  # noqa: E402 - after the environment change, which CUDA reads at start

@@ -8,7 +8,7 @@
 # Steps: Python 3.11 (apt-get, when it is missing and we are root), the venv, `pip install -r
 # requirements.txt`, then the checks: every pinned version installed, every package imports,
 # and `python -m autograder make-data --check` (the shipped MNIST subset matches its checksums).
-# Used by autograder/Dockerfile and by Gradescope's setup.sh (autograder/gradescope.py).
+# Used by autograder/Dockerfile and by Gradescope's setup.sh (autograder/platforms/gradescope.py).
 #
 # Environment:
 #   VENV          the virtual environment to create or check (required)

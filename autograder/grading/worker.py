@@ -1,15 +1,15 @@
 """Grade one submission with nbgrader, in a process of its own; write its result as JSON.
 
 ``grade.py`` starts one of these per submission and reads back the result file
-(``autograder/results.py`` says what it holds). The worker owns a small nbgrader course folder:
+(``autograder/grading/results.py`` says what it holds). The worker owns a small nbgrader course folder:
 the source linked from the run's template, a copy of the template gradebook, and the student's
 submission. When sandboxing is on, nbgrader's kernel is the sandboxed kernel of
-``autograder/sandbox.py``, reached over Unix sockets (it has no network).
+``autograder/kernel/sandbox.py``, reached over Unix sockets (it has no network).
 
 A submission whose cell ran out of time is graded a second time before its score counts: on a
 loaded machine the first attempt's timeout may be the machine's fault, not the student's.
 
-    python -m autograder.worker TASK.json
+    python -m autograder.grading.worker TASK.json
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ import traceback
 from pathlib import Path
 
 import course_config as cfg
-from autograder.results import NOTE_PREFIX, GraderFault, Task, graded_cells, read_task, write_json
-from autograder.settings import thread_env
+from autograder.grading.results import NOTE_PREFIX, GraderFault, Task, graded_cells, read_task, write_json
+from autograder.grading.settings import thread_env
 
 
 def autograded_path(course: Path, kind: str, student_id: str) -> Path:
@@ -47,7 +47,7 @@ def prepare_course(task: Task) -> Path:
 def kernel_files(task: Task, course: Path) -> dict[str, str]:
     """What the kernel sees of the course, read-only: the notebook's data and figures, and a
     passwd naming its user."""
-    from autograder import sandbox
+    from autograder.kernel import sandbox
 
     assignment = Path(task.template) / "source" / cfg.ASSIGNMENT_ID
     files = {f"{sandbox.HOME}/{name}": str(assignment / name) for name in ("data", "figures")
@@ -58,7 +58,7 @@ def kernel_files(task: Task, course: Path) -> dict[str, str]:
 
 def sandbox_setup(task: Task, course: Path) -> tuple[dict, str | None, Path]:
     """Kernelspec and config of the sandboxed kernel; return (nbgrader config, cgroup, socket folder)."""
-    from autograder import sandbox
+    from autograder.kernel import sandbox
 
     cgroup, controllers = None, []
     if sandbox.cgroups_writable():  # the kernel's memory, processes and CPU share (its threads' cores)
@@ -79,7 +79,7 @@ def sandbox_setup(task: Task, course: Path) -> tuple[dict, str | None, Path]:
         cgroup_controllers=controllers)
     jupyter = course / ".jupyter"
     if task.zygote:
-        from autograder import warm
+        from autograder.grading import warm
 
         info = warm.ZygoteInfo(**task.zygote)
         warm.launcher_kernelspec(jupyter, info, warm.launch_config(course / "launch.json", info, config, info.ipc))
@@ -87,7 +87,7 @@ def sandbox_setup(task: Task, course: Path) -> tuple[dict, str | None, Path]:
         sandbox.write_kernelspec(jupyter, config.write(course / "sandbox.json"))
     os.environ["JUPYTER_PATH"] = str(jupyter)
     extra = {"GuardedExecute": {"kernel_name": sandbox.KERNEL_NAME, "sandbox_uid": task.sandbox_uid,
-                                "cleanup_command": [sys.executable, "-m", "autograder.sandbox", "--kill",
+                                "cleanup_command": [sys.executable, "-m", "autograder.kernel.sandbox", "--kill",
                                                     str(task.sandbox_uid)]},
              "KernelManager": {"transport": "ipc", "ip": str(ipc / "kernel")}}
     return extra, cgroup, ipc
@@ -95,7 +95,8 @@ def sandbox_setup(task: Task, course: Path) -> tuple[dict, str | None, Path]:
 
 def warm_setup(task: Task, course: Path) -> dict:
     """Unsandboxed warm kernels: the kernelspec of the slot's zygote; return the nbgrader config."""
-    from autograder import sandbox, warm
+    from autograder.grading import warm
+    from autograder.kernel import sandbox
 
     info = warm.ZygoteInfo(**task.zygote)
     jupyter = course / ".jupyter"
@@ -124,7 +125,7 @@ def autograde_once(api, task: Task, course: Path) -> dict:
     present = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nbformat.read(notebook, as_version=4).cells}
     for missing in sorted(set(auto_ids) - present):
         notes.setdefault(missing, []).append("this test cell is missing from the submission (deleted?): 0 points")
-    from autograder.gradebook import submission_records
+    from autograder.grading.gradebook import submission_records
 
     records = submission_records(api.coursedir.db_url, task.student_id)  # what nbgrader stored
     cells = {gid: float((records["grades"].get(gid) or {}).get("auto_score") or 0.0) for gid in auto_ids}
@@ -140,8 +141,8 @@ def run(task: Task) -> dict:
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
 
-    from autograder import sandbox
-    from autograder.settings import kernel_environment, nbgrader_config, venv_on_path
+    from autograder.kernel import sandbox
+    from autograder.grading.settings import kernel_environment, nbgrader_config, venv_on_path
 
     start = time.perf_counter()
     result: dict = {"student_id": task.student_id}
@@ -242,7 +243,7 @@ def worker_cgroup(pid: int) -> str:
 def child_main(task_path: str, log_path: str) -> None:
     """Entry point of a worker forked by ``grade.py``: own session (killed as a group), own log, own
     memory cgroup where cgroups are writable."""
-    from autograder import sandbox
+    from autograder.kernel import sandbox
 
     os.setsid()  # the grader kills the whole group on a timeout, kernel included
     task = read_task(Path(task_path))

@@ -24,7 +24,7 @@ answers), so long answers weigh more than short ones. A pair is flagged when its
 ``course_config.SIMILARITY_THRESHOLD`` or one substantial answer reaches
 ``course_config.SIMILARITY_ANSWER_THRESHOLD``, in both cases with at least ``course_config.SIMILARITY_MIN_SHARED_GRAMS`` grams in common.
 
-    from autograder.similarity import similarity_report, write_similarity_html
+    from autograder.grading.similarity import similarity_report, write_similarity_html
     pairs = similarity_report([("alice", Path("alice.ipynb")), ("bob", Path("bob.ipynb"))])
     write_similarity_html(pairs, Path("out/similarity.html"))
 
@@ -52,7 +52,7 @@ import nbformat
 import course_config as cfg
 from autograder.notebook_code import is_test_cell
 from autograder.pages import render, write_page
-from autograder.submissions import read_notebook
+from autograder.grading.submissions import read_notebook
 from autograder.text import REPLACEMENT
 
 log = logging.getLogger(__name__)

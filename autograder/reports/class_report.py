@@ -11,7 +11,7 @@ Only submissions with status ``graded`` enter the numbers; the others are counte
 zero says nothing about the class's understanding). Hand-graded ``q_*`` cells are empty in
 ``grades.csv`` and are left out.
 
-    from autograder.class_report import write_class_report
+    from autograder.reports.class_report import write_class_report
     write_class_report(Path("out/grades.csv"), Path("out"))
 """
 from __future__ import annotations
@@ -26,9 +26,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 import course_config as cfg
-from autograder.results import auto_max, graded_cells
-from autograder.report import short_id
-from autograder.shards import read_grades
+from autograder.grading.results import auto_max, graded_cells
+from autograder.reports.report import short_id
+from autograder.grading.shards import read_grades
 from autograder.text import storable
 
 FIXED_COLUMNS = ("student_id", "autograded_score", "autograded_max", "status")

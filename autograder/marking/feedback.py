@@ -6,11 +6,11 @@ The autograded feedback that ``grade`` writes (``RUN_DIR/feedback/<student>.html
 hand grading. Once the free-response answers are graded (formgrader or ``manual-import``), this step
 runs nbgrader's ``generate_feedback`` in the class course ``RUN_DIR`` for each student whose grade is
 final (``export``'s rule: every answer graded, no grader fault, the submission time known under the
-course's late policy), through this course's chain (``autograder/settings.py``):
+course's late policy), through this course's chain (``autograder/grading/settings.py``):
 
 - ``GetGrades`` (nbgrader's) puts each cell's score and the TA's comment from the gradebook, and the
   late penalty that ``export.final_grades`` stores there, into the page and its header's total;
-- ``AddFinalSummary`` (here) puts a first cell with the final score and how it adds up: autograded,
+- ``AddFinalSummary`` (``autograder/grading/preprocessors.py``) puts a first cell with the final score and how it adds up: autograded,
   graded by hand, the late penalty and why;
 - ``StripGraderOnly``, ``StripHiddenTests`` and ``RedactTestTracebacks`` keep the rubric and every hidden
   test out of the page.
@@ -25,38 +25,15 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbconvert.exporters.exporter import ResourcesDict
-from nbformat.notebooknode import NotebookNode
-from nbformat.v4 import new_markdown_cell
-from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Dict
-
 import course_config as cfg
 from autograder.late import course_zone
 
-SUMMARY = "w4_final_summary"  # metadata key of the summary cell
 SCRATCH = ".course/final_feedback"  # nbgrader's feedback layout (<student>/<assignment>/<notebook>.html), in the run
-
-
-class AddFinalSummary(NbGraderPreprocessor):
-    """Put the student's final score and how it adds up in a first markdown cell (``summaries``: student
-    id -> markdown, set by ``write_final_feedback``; a student without one gets no cell)."""
-
-    summaries = Dict({}, help="student id -> the summary's markdown").tag(config=True)
-
-    def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
-        nb.cells = [cell for cell in nb.cells if not cell.metadata.get(SUMMARY)]  # a forged or older one
-        text = self.summaries.get((resources.get("nbgrader") or {}).get("student"))
-        if text:
-            cell = new_markdown_cell(text)
-            cell.metadata[SUMMARY] = True
-            nb.cells.insert(0, cell)
-        return nb, resources
 
 
 def summary_markdown(grade) -> str:
     """The summary of one ``export.FinalGrade``: final score, its parts, the lateness."""
-    from autograder.results import graded_cells
+    from autograder.grading.results import graded_cells
 
     auto_ids, manual_ids = graded_cells()
     auto = sum(grade.cells.get(c) or 0.0 for c in auto_ids)
@@ -89,10 +66,10 @@ def write_final_feedback(run: Path, *, times: Path | list[Path] | None = None) -
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
-    from autograder.course import run_step
-    from autograder.export import FINAL_CSV, final_grades, write_final_csv
-    from autograder.gradebook import FINAL_FEEDBACK, course_path
-    from autograder.settings import nbgrader_config, venv_on_path
+    from autograder.grading.course import run_step
+    from autograder.marking.export import FINAL_CSV, final_grades, write_final_csv
+    from autograder.grading.gradebook import FINAL_FEEDBACK, course_path
+    from autograder.grading.settings import nbgrader_config, venv_on_path
 
     run = Path(run).resolve()
     grades = final_grades(run, times=times)  # stores the late penalties that GetGrades reads

@@ -46,7 +46,7 @@ class Task:
     default_timeout: float  # seconds for a cell not in cell_timeouts
     sandbox_uid: int | None  # None: run the kernel as the grader's own user
     threads: int  # CPU threads for the kernel's numerical libraries
-    zygote: dict | None = None  # autograder.warm.ZygoteInfo of the slot's warm-kernel zygote; None: cold kernels
+    zygote: dict | None = None  # autograder.grading.warm.ZygoteInfo of the slot's warm-kernel zygote; None: cold kernels
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -15,7 +15,7 @@ from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 
 import course_config as cfg
-from autograder.settings import nbgrader_config, venv_on_path
+from autograder.grading.settings import nbgrader_config, venv_on_path
 
 log = logging.getLogger(__name__)
 

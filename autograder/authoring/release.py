@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 
 import course_config as cfg
-from autograder.course import generate_assignment, make_course
+from autograder.grading.course import generate_assignment, make_course
 
 # Markers that only the source may contain; the last three label the graders' rubrics.
 FORBIDDEN_MARKERS = ["BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",

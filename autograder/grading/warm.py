@@ -1,4 +1,4 @@
-"""The grader's side of warm kernels: one zygote (``autograder/zygote.py``) per worker slot.
+"""The grader's side of warm kernels: one zygote (``autograder/kernel/zygote.py``) per worker slot.
 
 ``Grader`` starts a ``Zygote`` per slot when ``course_config.WARM_KERNELS`` is on: inside the
 slot's sandbox (bubblewrap, the kernels' own allow-listed root; the zygote file alone is bound in,
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import course_config as cfg
-from autograder import sandbox, zygote
-from autograder.settings import thread_env
+from autograder.kernel import sandbox, zygote
+from autograder.grading.settings import thread_env
 
 ZYGOTE_FILE = Path(zygote.__file__).resolve()
 READY = "zygote ready"  # the zygote's first line once the stack is imported

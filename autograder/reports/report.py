@@ -1,7 +1,7 @@
 """Print grading results for a person: the summary table of ``grade``."""
 from __future__ import annotations
 
-from autograder.results import GradeRow
+from autograder.grading.results import GradeRow
 
 
 def short_id(grade_id: str) -> str:

@@ -10,8 +10,8 @@ training images and the 10,000 test images, as the markdown says. ``momentum.png
 tutorial's web GIFs: trajectories of the notebook's ``momentum_update`` on an elongated quadratic
 bowl, for beta 0 (plain gradient descent), 0.9 and 0.99.
 
-    python -m autograder.figures            # all three into source/w4_optimization/figures (about 1 min on 2 CPU cores)
-    python -m autograder.figures --quick    # smoke run on the shipped subset, into out/figures-quick
+    python -m autograder.authoring.figures            # all three into source/w4_optimization/figures (about 1 min on 2 CPU cores)
+    python -m autograder.authoring.figures --quick    # smoke run on the shipped subset, into out/figures-quick
 
 From Python: ``make_figures(out_dir, quick=False) -> [paths]``. The full run needs the official
 files in ``course_config.MNIST_ORIGINAL_DIR``; the sweep is timed (3 s per batch size), so its
@@ -290,8 +290,8 @@ def embed_figures(notebook: Path = cfg.SOURCE_NOTEBOOK, folder: Path = FIGURES_D
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m autograder.figures [--quick] [--out DIR]``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m autograder.figures", description=__doc__.splitlines()[0])
+    """Command line: ``python -m autograder.authoring.figures [--quick] [--out DIR]``; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m autograder.authoring.figures", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run on the shipped subset (a few seconds)")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"output folder (default: {FIGURES_DIR.relative_to(cfg.ROOT)}, "

@@ -3,7 +3,7 @@
 ``GuardedExecute`` replaces nbgrader's ``Execute`` in the autograde pipeline. It runs the cells
 in order in one kernel, as nbgrader does, and adds:
 
-- the judge (``autograder/judge.py``): right after each test cell, its hidden tests run here, in
+- the judge (``autograder/grading/judge.py``): right after each test cell, its hidden tests run here, in
   the grader, and ask the kernel questions through the probe (``autograder/kernel/probe.py``);
   the kernel never receives a hidden test, an expected value or a verdict. The verdicts go to
   ``ScoreVerdicts`` (the next step) through the resources, and into the record;
@@ -38,11 +38,12 @@ from nbgrader.preprocessors import Execute
 from traitlets import Dict, Float, Integer, List, Unicode
 
 import course_config as cfg
-from autograder import judge, kernel
+from autograder import kernel
+from autograder.grading import judge
 from autograder.kernel import guard, probe
 from autograder.notebook_code import is_test_cell
-from autograder.preprocessors import REPAIRED
-from autograder.results import NOTE_PREFIX, GraderFault
+from autograder.grading.preprocessors import REPAIRED
+from autograder.grading.results import NOTE_PREFIX, GraderFault
 
 TIMEOUT_NOTE = "time limit"  # what the notes say of a cell stopped at its limit (the worker grades it again)
 

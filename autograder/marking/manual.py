@@ -22,10 +22,10 @@ from nbgrader.api import Gradebook, MissingEntry
 
 import course_config as cfg
 from autograder.csvfiles import from_spreadsheet, write_csv_atomically
-from autograder.gradebook import GRADEBOOK, course_path, rubrics
+from autograder.grading.gradebook import GRADEBOOK, course_path, rubrics
 from autograder.pages import render, shown, write_page
-from autograder.results import graded_cells
-from autograder.submissions import read_notebook
+from autograder.grading.results import graded_cells
+from autograder.grading.submissions import read_notebook
 from autograder.text import REPLACEMENT
 
 SHEET_CSV = "manual_grades.csv"

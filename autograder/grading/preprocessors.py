@@ -1,10 +1,11 @@
 """nbgrader preprocessors of this course: one small class, one job each.
 
-They slot into nbgrader's own pipelines (see ``autograder/settings.py``):
+They slot into nbgrader's own pipelines (see ``autograder/grading/settings.py``):
 ``AssignPoints`` runs first in ``generate_assignment``; ``RepairStructure`` among the sanitizing
 steps of ``autograde``, before nbgrader restores the locked cells; ``StripHiddenTests`` right
 before the execution (the kernel never receives a hidden test) and ``ScoreVerdicts`` right after
-it; ``StripGraderOnly`` and ``RedactTestTracebacks`` run in ``generate_feedback``.
+it; ``StripGraderOnly``, ``RedactTestTracebacks`` and ``AddFinalSummary`` (the final score's summary) run in
+``generate_feedback``.
 """
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from typing import Any
 
 from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode, from_dict
+from nbformat.v4 import new_markdown_cell
 from nbgrader import utils
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
-from traitlets import Unicode
+from traitlets import Dict, Unicode
 
 import course_config as cfg
-from autograder.gradebook import GRADER_ONLY
+from autograder.grading.gradebook import GRADER_ONLY
 from autograder.notebook_code import is_test_cell
 
 
@@ -47,7 +49,7 @@ class StripHiddenTests(ClearHiddenTests):
     """Remove ``### BEGIN HIDDEN TESTS`` regions from test cells before they are executed.
 
     nbgrader restores each test cell from the gradebook, hidden tests included; the kernel runs the
-    visible tests only, and the grader runs the hidden ones outside it (``autograder/judge.py``).
+    visible tests only, and the grader runs the hidden ones outside it (``autograder/grading/judge.py``).
     nbgrader's ``ClearHiddenTests`` does the same for the release.
     """
 
@@ -157,9 +159,28 @@ def redact_notebook(nb: NotebookNode) -> NotebookNode:
 
 
 class StripGraderOnly(NbGraderPreprocessor):
-    """Remove the graders' rubric cells (``autograder/gradebook.py`` adds them to the class's
+    """Remove the graders' rubric cells (``autograder/grading/gradebook.py`` adds them to the class's
     autograded copies for the formgrader) from feedback: students never see a rubric."""
 
     def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
         nb.cells = [cell for cell in nb.cells if not cell.metadata.get(GRADER_ONLY)]
+        return nb, resources
+
+
+SUMMARY = "w4_final_summary"  # metadata key of the summary cell
+
+
+class AddFinalSummary(NbGraderPreprocessor):
+    """Put the student's final score and how it adds up in a first markdown cell (``summaries``: student
+    id -> markdown, set by ``write_final_feedback``; a student without one gets no cell)."""
+
+    summaries = Dict({}, help="student id -> the summary's markdown").tag(config=True)
+
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
+        nb.cells = [cell for cell in nb.cells if not cell.metadata.get(SUMMARY)]  # a forged or older one
+        text = self.summaries.get((resources.get("nbgrader") or {}).get("student"))
+        if text:
+            cell = new_markdown_cell(text)
+            cell.metadata[SUMMARY] = True
+            nb.cells.insert(0, cell)
         return nb, resources

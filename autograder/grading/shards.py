@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autograder.csvfiles import write_csv_atomically
-from autograder.submissions import Submission
+from autograder.grading.submissions import Submission
 
 GRADES_CSV = "grades.csv"  # the file name that ``grade --out DIR`` writes
 FEEDBACK_DIR = "feedback"  # the folder of ``<student>.html`` that ``grade --out DIR`` writes

@@ -31,13 +31,13 @@ from nbgrader.api import Gradebook, MissingEntry
 
 import course_config as cfg
 from autograder.csvfiles import write_csv_atomically
-from autograder.gradebook import GRADEBOOK, course_path
+from autograder.grading.gradebook import GRADEBOOK, course_path
 from autograder.late import (TIME_FIX, TIMESTAMP_FILE, Lateness, check_policy, due_date, lateness, parse_time,
                              read_times)
 from autograder.lms import LmsFormat, lms_format
-from autograder.results import GRADER_ERROR, graded_cells
-from autograder.shards import read_grades
-from autograder.submissions import UNMATCHED, read_origin
+from autograder.grading.results import GRADER_ERROR, graded_cells
+from autograder.grading.shards import read_grades
+from autograder.grading.submissions import UNMATCHED, read_origin
 
 NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
                     "raw_score", "late_submission_penalty", "score", "max_score"]  # nbgrader's CsvExportPlugin

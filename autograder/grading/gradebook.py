@@ -34,9 +34,9 @@ from nbgrader.api import Gradebook, MissingEntry
 
 import course_config as cfg
 from autograder.late import TIMESTAMP_FILE, due_date, parse_time
-from autograder.results import GradeRow, graded_cells
+from autograder.grading.results import GradeRow, graded_cells
 from autograder.sanitize import sanitize_notebook
-from autograder.submissions import ORIGIN_FILE
+from autograder.grading.submissions import ORIGIN_FILE
 from autograder.text import storable
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ class ClassGradebook:
             try:
                 when = parse_time(submitted_at).astimezone(timezone.utc).replace(tzinfo=None)
             except ValueError:
-                pass  # the export reports it (autograder/export.py reads timestamp.txt again)
+                pass  # the export reports it (autograder/marking/export.py reads timestamp.txt again)
         with class_gradebook(self.db_url) as gb:
             name = (origin or {}).get("name")
             gb.update_or_create_student(sid, **({"last_name": storable(str(name))} if name else {}))

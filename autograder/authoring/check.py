@@ -19,7 +19,7 @@ import nbformat
 
 import course_config as cfg
 from autograder.notebook_code import is_test_cell
-from autograder.submissions import SubmissionsError, expected_grade_ids, notebook_problem
+from autograder.grading.submissions import SubmissionsError, expected_grade_ids, notebook_problem
 
 
 def student_checker() -> ModuleType:

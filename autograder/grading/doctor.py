@@ -52,8 +52,8 @@ def _gpu() -> str:
 
 def facts(out: Path) -> list[tuple[str, str]]:
     """(label, value) pairs describing this machine as the grader sees it; runs no kernel."""
-    from autograder import sandbox
-    from autograder.grade import grading_device, sandbox_mode
+    from autograder.kernel import sandbox
+    from autograder.grading.grade import grading_device, sandbox_mode
 
     try:
         sandboxed, isolation = sandbox_mode()
@@ -87,7 +87,7 @@ def facts(out: Path) -> list[tuple[str, str]]:
 
 def run_doctor(out: Path | None = None) -> tuple[bool, str]:
     """Print-ready report of this machine and the canary; (canary passed, report)."""
-    from autograder.grade import CanaryFailed, Grader
+    from autograder.grading.grade import CanaryFailed, Grader
 
     scratch = None
     if out is None:

@@ -7,7 +7,7 @@ into ``/autograder/source``; the submission is in ``/autograder/submission``, an
 must write ``/autograder/results/results.json`` (``autograder/gradescope_schema.json``).
 
     python -m autograder gradescope-zip --out out/gradescope.zip   # build_zip(); wired in __main__
-    python -m autograder.gradescope [--root /autograder]           # run(): what run_autograder calls
+    python -m autograder.platforms.gradescope [--root /autograder]           # run(): what run_autograder calls
 
 The grading itself is the one of ``grade``: ``Grader(scratch).grade(Submission(...))``.
 """
@@ -29,10 +29,10 @@ import nbformat
 from nbgrader.preprocessors import ClearHiddenTests
 
 import course_config as cfg
-from autograder.grade import Grader, GradeRow, graded_cells, zero_row
-from autograder.results import GraderFault
+from autograder.grading.grade import Grader, GradeRow, graded_cells, zero_row
+from autograder.grading.results import GraderFault
 from autograder.notebook_code import is_test_cell
-from autograder.submissions import STUDENT_ID, checked_submission, expected_grade_ids
+from autograder.grading.submissions import STUDENT_ID, checked_submission, expected_grade_ids
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,13 @@ VENV={VENV} bash autograder/docker/install.sh
 
 RUN_AUTOGRADER = f"""#!/usr/bin/env bash
 # Gradescope runs this for each submission, from /autograder: grade submission/*.ipynb and
-# write results/results.json (autograder/gradescope.py, run()). {ROOT_VARIABLE} and VENV
+# write results/results.json (autograder/platforms/gradescope.py, run()). {ROOT_VARIABLE} and VENV
 # override /autograder and {VENV} (the tests run it in a temporary folder).
 set -uo pipefail
 ROOT="${{{ROOT_VARIABLE}:-{GRADESCOPE_ROOT}}}"
 VENV="${{VENV:-{VENV}}}"
 export PATH="$VENV/bin:$PATH"   # nbgrader runs alembic from PATH
-(cd "$ROOT/source" && "$VENV/bin/python" -m autograder.gradescope --root "$ROOT")
+(cd "$ROOT/source" && "$VENV/bin/python" -m autograder.platforms.gradescope --root "$ROOT")
 status=$?
 # A grader that fails writes no results.json and exits non-zero: Gradescope then shows the run
 # as failed (the staff regrade it) instead of a score the student did not earn.
@@ -266,8 +266,8 @@ def run(root: Path = GRADESCOPE_ROOT) -> dict[str, Any] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m autograder.gradescope [--root DIR]``: what ``run_autograder`` calls."""
-    parser = argparse.ArgumentParser(prog="python -m autograder.gradescope", description=run.__doc__.splitlines()[0],
+    """``python -m autograder.platforms.gradescope [--root DIR]``: what ``run_autograder`` calls."""
+    parser = argparse.ArgumentParser(prog="python -m autograder.platforms.gradescope", description=run.__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--root", type=Path, default=GRADESCOPE_ROOT, help="Gradescope's /autograder folder")
     args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ visible tests ran in the kernel, with these names:
 - ``given(name)``: a literal that the notebook's own (locked) cells define, read from the source
   notebook, never from the kernel (``CONVERGENCE``, ``CONVERGENCE_TARGETS``...);
 - ``heldout()``: images prepared as the notebook's ``load_mnist`` prepares them, and their labels,
-  which never enter the kernel (``autograder/heldout.py``); ``heldout_metrics(outputs, labels,
+  which never enter the kernel (``autograder/grading/heldout.py``); ``heldout_metrics(outputs, labels,
   what)``: the loss and accuracy of a network's outputs on them, as the notebook's ``evaluate``;
 - ``torch``, ``nn``, ``F``, ``np``, ``math``, ``numbers``, and the checks ``expect_number``,
   ``expect_integer``, ``expect_tensor``.
@@ -39,7 +39,7 @@ from typing import Any, Callable
 import nbformat
 
 from autograder.kernel import probe
-from autograder.results import GraderFault
+from autograder.grading.results import GraderFault
 
 HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(.*?)^[ \t]*### END HIDDEN TESTS[ \t]*$", re.M | re.S)
 
@@ -366,7 +366,7 @@ class Judge:
 
     def heldout(self):
         """The held-out images as ``load_mnist`` prepares the notebook's (normalized, (N, 1, 28, 28)), and labels."""
-        from autograder import heldout
+        from autograder.grading import heldout
 
         raw, labels = heldout.load()
         images = (raw.float() / 255 - self.given("MNIST_MEAN")) / self.given("MNIST_STD")

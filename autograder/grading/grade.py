@@ -1,7 +1,7 @@
 """Autograde a folder of submissions with nbgrader and write grades and feedback.
 
-Each submission is graded by ``autograder/worker.py`` in a process of its own, with a
-sandboxed kernel when the machine allows it (``course_config.SANDBOX``, ``autograder/sandbox.py``)
+Each submission is graded by ``autograder/grading/worker.py`` in a process of its own, with a
+sandboxed kernel when the machine allows it (``course_config.SANDBOX``, ``autograder/kernel/sandbox.py``)
 and a wall-time limit per cell and per submission. Before the first student, the canary grades
 the reference solution in the same sandbox and device: unless it earns full marks, nothing is
 graded. A broken submission becomes a row graded 0 with its reason; a failure of the grader or
@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import course_config as cfg
-from autograder.results import (GRADER_ERROR, GradeRow, Task, auto_max, fault_row, grader_fingerprint,
+from autograder.grading.results import (GRADER_ERROR, GradeRow, Task, auto_max, fault_row, grader_fingerprint,
                                 graded_cells, write_json, write_task, zero_row)
-from autograder.submissions import REPAIRED, Submission, find_submissions
+from autograder.grading.submissions import REPAIRED, Submission, find_submissions
 
 if TYPE_CHECKING:
-    from autograder.warm import Zygote
+    from autograder.grading.warm import Zygote
 
 __all__ = ["CanaryFailed", "GradeRow", "Grader", "auto_max", "fault_row", "grade", "graded_cells", "write_grades",
            "zero_row"]
@@ -87,7 +87,7 @@ def sandbox_mode() -> tuple[bool, str]:
 
     The label goes into every row's ``isolation`` column: ``sandbox``, or ``NONE: <why>``.
     """
-    from autograder import sandbox
+    from autograder.kernel import sandbox
 
     if cfg.SANDBOX not in ("auto", "require", "off"):
         raise ValueError(f"course_config.SANDBOX must be 'auto', 'require' or 'off', not {cfg.SANDBOX!r}")
@@ -119,7 +119,7 @@ def worker_context():
         _CONTEXT = multiprocessing.get_context("forkserver")
         # torch too, with torch._dynamo, which its optimizers import on their first step (1.1 s): the
         # judge compares tensors and computes reference trajectories in the worker
-        _CONTEXT.set_forkserver_preload(["autograder.worker", "nbgrader.apps", "autograder.execute", "torch",
+        _CONTEXT.set_forkserver_preload(["autograder.grading.worker", "nbgrader.apps", "autograder.grading.execute", "torch",
                                          "torch._dynamo"])
         forkserver.ensure_running()  # its imports overlap with the grader's own set-up
     return _CONTEXT
@@ -156,7 +156,7 @@ class Grader:
         self._uid_locks = []
         seats = max(1, workers) + spare
         if self.sandboxed:
-            from autograder import sandbox
+            from autograder.kernel import sandbox
 
             self._uid_locks = sandbox.reserve_uids(seats, cfg.SANDBOX_UID_BASE)
             uids = [uid for uid, _ in self._uid_locks]
@@ -170,14 +170,14 @@ class Grader:
             for index, slot in enumerate(self._all_slots):
                 slot.zygote = self._zygote(index)
                 slot.zygote.launch()
-        from autograder.course import generate_assignment, make_course  # nbgrader: imported while the zygotes start
+        from autograder.grading.course import generate_assignment, make_course  # nbgrader: imported while the zygotes start
 
         template = self.root / "template"
         self.template = template
         try:
             generate_assignment(make_course(template))  # source and the gradebook every worker copies
             self.fingerprint = grader_fingerprint()
-            from autograder.gradebook import ClassGradebook
+            from autograder.grading.gradebook import ClassGradebook
 
             self.gradebook = ClassGradebook(self.out, template, self.fingerprint)
             self.gradebook.prepare()
@@ -205,7 +205,7 @@ class Grader:
 
     def _warm_or_cold(self, slot: Slot) -> None:
         """Wait for the slot's zygote; one that does not start leaves the slot on cold kernels."""
-        from autograder.warm import ZygoteFailure
+        from autograder.grading.warm import ZygoteFailure
 
         try:
             slot.zygote.start()
@@ -221,7 +221,7 @@ class Grader:
 
     def _zygote(self, index: int) -> Zygote:
         """A (not yet started) zygote for slot ``index``; its log stays in ``.course/zygote-<index>.log``."""
-        from autograder.warm import Zygote
+        from autograder.grading.warm import Zygote
 
         slot = self._all_slots[index]
         # the notebook's data and figures, which the release ships too (bound read-only for kernels)
@@ -293,9 +293,9 @@ class Grader:
         return self.row_from_result(stored), False
 
     def record(self, submission: Submission, row: GradeRow) -> None:
-        """Put a student's row into the class gradebook (``autograder/gradebook.py``); a file whose owner is
+        """Put a student's row into the class gradebook (``autograder/grading/gradebook.py``); a file whose owner is
         unknown (``Submission.fault``) is nobody's, and stays out of it."""
-        from autograder.gradebook import stored_records
+        from autograder.grading.gradebook import stored_records
 
         if submission.fault:
             return
@@ -345,8 +345,8 @@ class Grader:
     def _run_worker(self, submission: Submission, slot: Slot, folder: Path) -> dict:
         from dataclasses import asdict
 
-        from autograder import sandbox
-        from autograder.worker import child_main, worker_cgroup
+        from autograder.kernel import sandbox
+        from autograder.grading.worker import child_main, worker_cgroup
 
         uid = slot.uid
         sid = submission.student_id
@@ -469,12 +469,12 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
     out = Path(out)
     source = Path(submissions_folder)
     if source.is_file() and source.suffix == ".zip":
-        from autograder.submissions import extract_zip
+        from autograder.grading.submissions import extract_zip
 
         submissions_folder = extract_zip(source, out / ".course" / "unzipped")
     submissions = find_submissions(submissions_folder, repaired_dir=out / REPAIRED)
     if shard is not None:
-        from autograder.shards import select_shard
+        from autograder.grading.shards import select_shard
 
         submissions = select_shard(submissions, *shard)
     out.mkdir(parents=True, exist_ok=True)
@@ -494,7 +494,7 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
 def missing_students(out: Path, submissions: list[Submission], *, remove: bool) -> list[str]:
     """The students that the class course in ``out`` holds but ``submissions`` lacks (an earlier run's
     input: another zip, a file since renamed), named in a warning; with ``remove``, removed from ``out``."""
-    from autograder.gradebook import class_students, remove_students
+    from autograder.grading.gradebook import class_students, remove_students
 
     missing = sorted(class_students(out) - {s.student_id for s in submissions if not s.fault})
     if missing and remove:
@@ -604,8 +604,8 @@ def grade_todo(grader: Grader, todo: list[Submission], rows: dict[str, GradeRow]
 
 def write_similarity(out: Path) -> Path:
     """``out/similarity.html`` over every notebook in the class course's ``submitted/`` (all shards' after a merge)."""
-    from autograder.gradebook import course_path
-    from autograder.similarity import similarity_report, write_similarity_html
+    from autograder.grading.gradebook import course_path
+    from autograder.grading.similarity import similarity_report, write_similarity_html
 
     submitted = sorted(p.name for p in (Path(out) / "submitted").iterdir()) if (Path(out) / "submitted").is_dir() else []
     notebooks = [(sid, course_path(Path(out), "submitted", sid) / f"{cfg.NOTEBOOK_NAME}.ipynb") for sid in submitted]
@@ -614,8 +614,8 @@ def write_similarity(out: Path) -> Path:
 
 def merge_gradebooks(shard_dirs: list[Path], dest: Path) -> Path:
     """One class gradebook (and course folders) in ``dest`` from the shards' own; return its path."""
-    from autograder import gradebook
-    from autograder.course import generate_assignment, make_course
+    from autograder.grading import gradebook
+    from autograder.grading.course import generate_assignment, make_course
 
     template = Path(dest).resolve() / ".course" / "template"
     generate_assignment(make_course(template))

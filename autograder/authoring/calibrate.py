@@ -1,9 +1,9 @@
 """Calibrate the convergence tests: run the reference solution over many seeds.
 
 Each convergence test trains a network briefly (the notebook's ``train_briefly``) and the grader
-compares its loss and accuracy on the held-out images (``autograder/heldout.py``) with
+compares its loss and accuracy on the held-out images (``autograder/grading/heldout.py``) with
 ``CONVERGENCE_TARGETS``. This step asks the reference solution the very questions the judge asks
-(``autograder/judge.py``, in this process) for ``course_config.CALIBRATION_SEEDS`` seeds on the
+(``autograder/grading/judge.py``, in this process) for ``course_config.CALIBRATION_SEEDS`` seeds on the
 current device, and records the distribution, the time per run and the margin to each target
 in ``autograder/calibration/<device>.json``. Every seed must pass.
 
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import course_config as cfg
-from autograder import data, judge
+from autograder import data
+from autograder.grading import judge
 from autograder.notebook_code import load_namespace
 
 # (name in CONVERGENCE_TARGETS, model class name, optimizer) of each convergence check
@@ -30,7 +31,7 @@ RUNS = [
     ("BNDeepNet", "BNDeepNet", "torch SGD"),
     ("Net", "Net", "SGDMomentum"),
 ]
-EVALUATION = "held-out"  # what the losses and accuracies are measured on (autograder/heldout.py)
+EVALUATION = "held-out"  # what the losses and accuracies are measured on (autograder/grading/heldout.py)
 
 
 @dataclass

@@ -20,7 +20,7 @@ used: bwrap runs as root so that it can read a Python environment under ``/root`
 folder, and the kernel's processes keep a real, unprivileged user id of their own on the host
 (their limits count there, and the grader can kill every one of them).
 
-    python -m autograder.sandbox CONFIG.json -- python -m ipykernel_launcher -f {connection_file}
+    python -m autograder.kernel.sandbox CONFIG.json -- python -m ipykernel_launcher -f {connection_file}
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder.zygote import sandboxed_connection
+from autograder.kernel.zygote import sandboxed_connection
 
 KERNEL_NAME = "w4-sandbox"
 HOME = "/home/student"  # the kernel's working folder: the notebook's data and figures, read-only, inside
@@ -125,16 +125,16 @@ def bwrap_argv(config: SandboxConfig, command: list[str]) -> list[str]:
 
 
 def zygote_argv(config: SandboxConfig, zygote_dir: str, command: list[str]) -> list[str]:
-    """The bwrap command line of a warm-kernel zygote (``autograder/zygote.py``): the kernels' very
+    """The bwrap command line of a warm-kernel zygote (``autograder/kernel/zygote.py``): the kernels' very
     root, its own folder at ``ZYGOTE_DIR``, and the capabilities each child needs to unshare, mount its
     scratch and drop to the kernel's user (which takes every capability away before student code)."""
-    from autograder.zygote import ZYGOTE_DIR
+    from autograder.kernel.zygote import ZYGOTE_DIR
 
     argv = allow_listed_root(config, ZYGOTE_CAPS, binds={zygote_dir: ZYGOTE_DIR})
     return argv + command
 
 
-# what a zygote keeps (autograder/zygote.py): each child unshares and mounts (SYS_ADMIN), writes its
+# what a zygote keeps (autograder/kernel/zygote.py): each child unshares and mounts (SYS_ADMIN), writes its
 # scratch (DAC_OVERRIDE, FOWNER, CHOWN), drops to the kernel's user (SETUID, SETGID, SETPCAP) and is
 # killed by it (KILL)
 ZYGOTE_CAPS = ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_KILL", "CAP_DAC_OVERRIDE",
@@ -326,9 +326,9 @@ def write_kernelspec(folder: Path, config_path: Path) -> Path:
     """
     spec_dir = folder / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
     spec = {
-        "argv": [sys.executable, "-m", "autograder.sandbox", str(config_path), "--",
+        "argv": [sys.executable, "-m", "autograder.kernel.sandbox", str(config_path), "--",
                  sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Python 3 (sandboxed grading kernel)",
         "language": "python",
@@ -368,7 +368,7 @@ def launch(config_path: Path, kernel_argv: list[str]) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if argv and argv[0] == "--kill":  # python -m autograder.sandbox --kill UID
+    if argv and argv[0] == "--kill":  # python -m autograder.kernel.sandbox --kill UID
         kill_user(int(argv[1]))
         return
     split = argv.index("--")

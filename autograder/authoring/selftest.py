@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import course_config as cfg
-from autograder.grade import GradeRow, grade, graded_cells
+from autograder.grading.grade import GradeRow, grade, graded_cells
 
 MUTANTS = cfg.ROOT / "tests" / "mutants"
 ALTERNATIVES = cfg.ROOT / "tests" / "alternatives"
@@ -90,7 +90,7 @@ def discrimination_table(items: list[Expectation], rows: dict[str, GradeRow], au
 def run_selftest(*, seeds: int = cfg.CALIBRATION_SEEDS, workers: int = 1, out: Path | None = None,
                  calibration: bool = True) -> tuple[bool, str]:
     """Grade the corpus and calibrate; return (all as expected, printable report)."""
-    from autograder import calibrate
+    from autograder.authoring import calibrate
 
     auto_ids, _ = graded_cells()
     items = expectations(auto_ids)

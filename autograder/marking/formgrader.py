@@ -37,7 +37,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from autograder.gradebook import GRADEBOOK
+from autograder.grading.gradebook import GRADEBOOK
 
 EXTENSION = "nbgrader.server_extensions.formgrader"
 

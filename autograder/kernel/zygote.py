@@ -5,7 +5,7 @@ and the notebook's ``import torch``, ``torchvision`` and ``matplotlib``. The zyg
 per worker: it imports the stack (no student code, no CUDA: CUDA does not survive a fork) and
 then forks a child for every kernel the grader asks for.
 
-Isolation is kept per child. With the sandbox (``autograder/sandbox.py``) the zygote runs inside
+Isolation is kept per child. With the sandbox (``autograder/kernel/sandbox.py``) the zygote runs inside
 bubblewrap's allow-listed file system, with no network, as root of that view with only the
 capabilities it needs; each child then, before any student code:
 
