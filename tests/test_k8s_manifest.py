@@ -1,4 +1,4 @@
-"""The Kubernetes Indexed Job and NetworkPolicy of autograder/k8s/grade-job.yaml, read statically."""
+"""The Kubernetes Indexed Job and NetworkPolicy of deploy/k8s/grade-job.yaml, read statically."""
 from __future__ import annotations
 
 import re
@@ -9,8 +9,8 @@ import yaml
 import course_config as cfg
 from autograder.grading.shards import parse_shard
 
-MANIFEST = cfg.ROOT / "autograder" / "k8s" / "grade-job.yaml"
-DOCKERFILE = cfg.ROOT / "autograder" / "Dockerfile"
+MANIFEST = cfg.ROOT / "deploy" / "k8s" / "grade-job.yaml"
+DOCKERFILE = cfg.ROOT / "deploy" / "Dockerfile"
 INDEX = "$(JOB_COMPLETION_INDEX)"
 
 
@@ -97,4 +97,4 @@ def test_a_network_policy_denies_the_pods_all_egress(documents, job):
 def test_the_readme_merges_what_the_job_writes():
     readme = (MANIFEST.parent / "README.md").read_text()
     assert "merge /data/out/shard-* --out /data/out/merged" in readme
-    assert "kubectl apply -f autograder/k8s/grade-job.yaml" in readme
+    assert "kubectl apply -f deploy/k8s/grade-job.yaml" in readme

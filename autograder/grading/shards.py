@@ -1,6 +1,6 @@
 """Split grading across machines (one shard each) and merge their output folders.
 
-A Kubernetes Indexed Job (``autograder/k8s/grade-job.yaml``) runs one ``grade`` per pod, each on
+A Kubernetes Indexed Job (``deploy/k8s/grade-job.yaml``) runs one ``grade`` per pod, each on
 its own slice of the same submissions folder, into its own ``--out`` folder; ``merge`` then
 combines those folders into one ``grades.csv`` and one ``feedback/``.
 

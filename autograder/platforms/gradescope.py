@@ -41,7 +41,7 @@ ROOT_VARIABLE = "GRADESCOPE_ROOT"  # run_autograder reads it, so tests can use a
 VENV = "/autograder/venv"  # where setup.sh installs the stack and run_autograder runs it
 SCHEMA = cfg.ROOT / "autograder" / "gradescope_schema.json"
 # the repository paths the grader needs at run time (release/ is not: grading uses source/)
-ZIP_FILES = ("course_config.py", "nbgrader_config.py", "requirements.txt",
+ZIP_FILES = ("course_config.py", "nbgrader_config.py", "requirements.txt", "deploy/docker/install.sh",
              cfg.REFERENCE_SUBMISSION.relative_to(cfg.ROOT).as_posix())  # the canary's notebook
 ZIP_TREES = ("autograder", "source")
 SKIPPED_PARTS = {"__pycache__", ".ipynb_checkpoints"}
@@ -53,7 +53,7 @@ SETUP_SH = f"""#!/usr/bin/env bash
 # image lacks it, then the pinned stack of requirements.txt in {VENV}, then the checks.
 set -euo pipefail
 cd /autograder/source
-VENV={VENV} bash autograder/docker/install.sh
+VENV={VENV} bash deploy/docker/install.sh
 """
 
 RUN_AUTOGRADER = f"""#!/usr/bin/env bash

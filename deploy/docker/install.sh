@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Install the pinned grading stack into a virtual environment, then check it.
 #
-#   VENV=/opt/venv bash autograder/docker/install.sh               # everything below
-#   VENV=/opt/venv bash autograder/docker/install.sh --deps-only   # no data check: needs only requirements.txt
-#   VENV=.venv     bash autograder/docker/install.sh --check-only  # only the checks, on an existing venv
+#   VENV=/opt/venv bash deploy/docker/install.sh               # everything below
+#   VENV=/opt/venv bash deploy/docker/install.sh --deps-only   # no data check: needs only requirements.txt
+#   VENV=.venv     bash deploy/docker/install.sh --check-only  # only the checks, on an existing venv
 #
 # Steps: Python 3.11 (apt-get, when it is missing and we are root), the venv, `pip install -r
 # requirements.txt`, then the checks: every pinned version installed, every package imports,
 # and `python -m autograder make-data --check` (the shipped MNIST subset matches its checksums).
-# Used by autograder/Dockerfile and by Gradescope's setup.sh (autograder/platforms/gradescope.py).
+# Used by deploy/Dockerfile and by Gradescope's setup.sh (autograder/platforms/gradescope.py).
 #
 # Environment:
 #   VENV          the virtual environment to create or check (required)
