@@ -37,34 +37,17 @@ from typing import TYPE_CHECKING
 import course_config as cfg
 from autograder.grading.results import (GRADER_ERROR, GradeRow, Task, auto_max, fault_row, grader_fingerprint,
                                 graded_cells, write_json, write_task, zero_row)
+from autograder.grading import canary as canaries
+from autograder.grading.canary import CANARY_ID, Canary, CanaryFailed
 from autograder.grading.submissions import REPAIRED, Submission, find_submissions
 
 if TYPE_CHECKING:
     from autograder.grading.warm import Zygote
 
-__all__ = ["CanaryFailed", "GradeRow", "Grader", "auto_max", "fault_row", "grade", "graded_cells", "write_grades",
+__all__ = ["Canary", "CanaryFailed", "GradeRow", "Grader", "auto_max", "fault_row", "grade", "graded_cells", "write_grades",
            "zero_row"]
 
 log = logging.getLogger(__name__)
-CANARY_ID = "canary-reference"  # the reference solution, graded before any student
-
-
-class CanaryFailed(RuntimeError):
-    """The reference solution did not earn full marks here: grading students would be wrong."""
-
-
-@dataclass
-class Canary:
-    """What grading the reference here showed: its row and each cell's time on this machine."""
-    row: GradeRow
-    cell_seconds: dict[str, float]
-
-    def cell_timeouts(self) -> dict[str, float]:
-        """Each cell's limit: the larger of CELL_TIMEOUT_S and TIMEOUT_SCALE x its time here."""
-        return {gid: max(float(cfg.CELL_TIMEOUT_S), cfg.TIMEOUT_SCALE * t) for gid, t in self.cell_seconds.items()}
-
-    def slowest(self) -> tuple[str, float]:
-        return max(self.cell_seconds.items(), key=lambda item: item[1], default=("", 0.0))
 
 
 def sha256(path: Path) -> str:
@@ -262,17 +245,13 @@ class Grader:
         with self.slot(canary=True) as slot:
             result = self._run_worker(submission, slot, folder)
         row = self.row_from_result(result)
-        if row.status != "graded" or row.score != row.max_score:
-            lost = {cell: row.failed.get(cell, "; ".join(row.notes.get(cell, [])) or "0 points")
-                    for cell in self.auto_ids if row.cells.get(cell) != cfg.POINTS[cell]}
-            why = row.status if row.status != "graded" else \
-                f"{row.score:g}/{row.max_score:g}; " + "; ".join(f"{c}: {m}" for c, m in lost.items())
-            raise CanaryFailed(f"the reference solution ({cfg.REFERENCE_SUBMISSION.name}) did not earn full marks "
-                               f"in this run's sandbox ({self.isolation}) on {self.device}: {why}. No student was "
-                               f"graded; nbgrader's log: {folder / (CANARY_ID + '.log')}")
+        failure = canaries.failure_message(row, self.auto_ids, isolation=self.isolation, device=self.device,
+                                           log=str(folder / (CANARY_ID + '.log')))
+        if failure:
+            raise CanaryFailed(failure)
         self.canary = Canary(row, result.get("cell_seconds") or {})  # each graded cell, its judging included
         self.cell_timeouts = self.canary.cell_timeouts()
-        self.submission_timeout = max(float(cfg.SUBMISSION_TIMEOUT_S), cfg.TIMEOUT_SCALE * row.seconds)
+        self.submission_timeout = self.canary.submission_timeout()
         return self.canary
 
     def cached(self, submission: Submission) -> tuple[GradeRow | None, bool]:
@@ -481,7 +460,7 @@ def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple
     missing_students(out, submissions, remove=remove_missing)
     warm = cfg.WARM_KERNELS if warm is None else warm
     # a core no worker uses grades the canary beside them, instead of before them
-    spare = canary and max(1, workers) < (os.cpu_count() or 1)
+    spare = canaries.has_own_slot(canary, workers, os.cpu_count())
     grader = Grader(out, workers=workers, cell_timeout=cell_timeout, warm=warm, spare=spare)
     try:
         rows = grade_with(grader, submissions, canary=canary, progress=progress, workers=workers, warm=warm)
@@ -569,7 +548,7 @@ def grade_todo(grader: Grader, todo: list[Submission], rows: dict[str, GradeRow]
         if canary and gradable:
             limits = (grader.cell_timeout, grader.submission_timeout)
             verdict = canary_thread.submit(grader.run_canary)  # on a slot of its own, or on a worker's
-            beside = todo[:max(1, workers) - (grader.canary_slot is None)]
+            beside = canaries.beside(todo, workers, grader.canary_slot is not None)
             early = [pool.submit(grader.grade, s, held=True) for s in beside]
             try:
                 verdict.result()
@@ -585,11 +564,11 @@ def grade_todo(grader: Grader, todo: list[Submission], rows: dict[str, GradeRow]
                 todo = []
                 write_grades(list(rows.values()), out / "grades.csv", grader.auto_ids, grader.manual_ids)
             else:
-                longer = grader.submission_timeout > limits[1] or any(t > limits[0] for t in grader.cell_timeouts.values())
+                longer = canaries.limits_grew(limits, grader.cell_timeouts, grader.submission_timeout)
                 again = []
                 for submission, future in zip(beside, early):
                     row = future.result()
-                    if longer and row.score != row.max_score:
+                    if canaries.grade_again(row, longer):
                         again.append(submission)
                     else:
                         grader.release_held(submission.student_id)
