@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 # nbgrader runs `alembic` from PATH when it creates a gradebook
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install sandbox-tools browser-tools demo test test-all release grade calibrate benchmarks clean
+.PHONY: install sandbox-tools browser-tools demo test test-fast test-all release grade calibrate benchmarks clean
 
 $(STAMP): requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
@@ -48,6 +48,10 @@ demo: install
 # the default suite (what CI runs): every grading path; test-all adds the mutant corpus and calibration
 test: install browser-tools
 	$(BIN)/python -m pytest -m "not extended"
+
+# unit tests with no kernel and no nbgrader run (the `fast` marker): under a minute
+test-fast: install
+	$(BIN)/python -m pytest -m fast -q
 
 test-all: install browser-tools
 	$(BIN)/python -m pytest

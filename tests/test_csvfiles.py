@@ -12,6 +12,8 @@ from autograder.csvfiles import from_spreadsheet, spreadsheet_cell, write_csv_at
 from autograder.late import Lateness
 from autograder.lms import lms_format
 
+pytestmark = pytest.mark.fast
+
 # what a student can type as a display name in the LMS, which its gradebook export then carries
 FORMULAS = ['=HYPERLINK("http://x","y")', "@SUM(1+1)", "+1+1", "-2+3", "\t=1+1", "\r=1+1"]
 

@@ -10,6 +10,8 @@ import course_config as cfg
 from autograder import late
 from autograder.marking.export import FinalGrade, write_lms_csv
 
+pytestmark = pytest.mark.fast
+
 MAX = 32.0
 
 

@@ -23,6 +23,8 @@ from autograder.lms import LMS_FORMATS, lms_format
 from autograder.grading.submissions import SubmissionsError, extract_zip, find_submissions, read_origin
 from tests.lms_downloads import FIXTURES, download_zip, expected_students, members
 
+pytestmark = pytest.mark.fast
+
 RELEASE = cfg.RELEASE_NOTEBOOK.read_bytes()
 
 

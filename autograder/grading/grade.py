@@ -17,7 +17,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -35,10 +34,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import course_config as cfg
-from autograder.grading.results import (GRADER_ERROR, GradeRow, Task, auto_max, fault_row, grader_fingerprint,
-                                graded_cells, write_json, write_task, zero_row)
 from autograder.grading import canary as canaries
 from autograder.grading.canary import CANARY_ID, Canary, CanaryFailed
+from autograder.grading.results import (GRADER_ERROR, GradeRow, Task, auto_max, fault_row, grader_fingerprint,
+                                        graded_cells, write_task, zero_row)
+from autograder.grading.store import ResultStore, sha256
 from autograder.grading.submissions import REPAIRED, Submission, find_submissions
 
 if TYPE_CHECKING:
@@ -48,10 +48,6 @@ __all__ = ["Canary", "CanaryFailed", "GradeRow", "Grader", "auto_max", "fault_ro
            "zero_row"]
 
 log = logging.getLogger(__name__)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def grading_device() -> str:
@@ -127,11 +123,9 @@ class Grader:
                  spare: bool = False):
         """``spare``: one more slot, the canary's own, so that it grades beside all ``workers``."""
         self.out = Path(out).resolve()
-        self.root = self.out / ".course"
-        self.results = self.root / "results"
-        self.held = self.root / "held"  # results graded beside the canary, until its verdict
-        self.results.mkdir(parents=True, exist_ok=True)
-        (self.out / "feedback").mkdir(exist_ok=True)
+        self.store = ResultStore(self.out)
+        self.store.prepare()
+        self.root, self.results, self.held = self.store.root, self.store.results, self.store.held
         worker_context()  # start the fork server first: it imports while the template is built
         self.sandboxed, self.isolation = sandbox_mode()
         self.threads = max(1, min(cfg.KERNEL_THREADS, (os.cpu_count() or 1) // max(1, workers)))
@@ -257,19 +251,8 @@ class Grader:
     def cached(self, submission: Submission) -> tuple[GradeRow | None, bool]:
         """(the stored result of this exact submission by this exact grader, if any and not a grader
         fault; whether the stored result is of this notebook by another version of the tests or points)."""
-        if submission.fault:
-            return None, False
-        try:
-            stored = json.loads((self.results / f"{submission.student_id}.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            return None, False
-        if stored.get("submission_sha256") != sha256(submission.path):
-            return None, False
-        if stored.get("grader") != self.fingerprint:
-            return None, True
-        if "grader_error" in stored:  # graded again once the grader or the machine is fixed
-            return None, False
-        return self.row_from_result(stored), False
+        stored, stale = self.store.stored(submission, self.fingerprint)
+        return (self.row_from_result(stored) if stored is not None else None), stale
 
     def record(self, submission: Submission, row: GradeRow) -> None:
         """Put a student's row into the class gradebook (``autograder/grading/gradebook.py``); a file whose owner is
@@ -296,8 +279,7 @@ class Grader:
             row = self.row_from_result({"student_id": submission.student_id, "grader_error": submission.fault})
             row.device = self.device
             return row
-        folder = self.held if held else self.results
-        folder.mkdir(exist_ok=True)
+        folder = self.store.folder(held=held)
         if submission.problem:
             result = {"student_id": submission.student_id, "error": submission.problem}
         else:
@@ -306,20 +288,14 @@ class Grader:
         result.update(submission_sha256=sha256(submission.path), grader=self.fingerprint, device=self.device,
                       isolation=self.isolation)
         result["seconds"] = time.perf_counter() - start
-        write_json(folder / f"{submission.student_id}.json", result)
+        self.store.save(folder, result)
         return self.row_from_result(result)
 
     def release_held(self, student_id: str) -> None:
-        """Move a held submission's result, log, feedback and autograded notebook into their places."""
-        places = {"json": self.results, "log": self.results, "html": self.out / "feedback", "ipynb": self.root / "autograded"}
-        for suffix, place in places.items():
-            held = self.held / f"{student_id}.{suffix}"
-            if held.exists():
-                place.mkdir(exist_ok=True)
-                os.replace(held, place / held.name)
+        self.store.release_held(student_id)
 
     def drop_held(self) -> None:
-        shutil.rmtree(self.held, ignore_errors=True)
+        self.store.drop_held()
 
     def _run_worker(self, submission: Submission, slot: Slot, folder: Path) -> dict:
         from dataclasses import asdict
@@ -365,23 +341,8 @@ class Grader:
                                                        f"{time.perf_counter() - start:.0f} s; see {log_path}"}
         result = json.loads(result_path.read_text())
         result_path.unlink()
-        self._keep_outputs(sid, course, result, folder)
+        self.store.keep_outputs(sid, course, result, folder)
         return result
-
-    def _keep_outputs(self, sid: str, course: Path, result: dict, folder: Path) -> None:
-        """Move feedback and the autograded notebook out of the worker's folder (into their places,
-        or into ``folder`` itself for the canary and held results); drop the rest."""
-        final = folder == self.results
-        html = result.pop("feedback_html", None)
-        if html and folder in (self.results, self.held):
-            shutil.copyfile(html, (self.out / "feedback" if final else folder) / f"{sid}.html")
-            result["feedback"] = str(self.out / "feedback" / f"{sid}.html")
-        notebook = course / "autograded" / sid / cfg.ASSIGNMENT_ID / f"{cfg.NOTEBOOK_NAME}.ipynb"
-        if notebook.is_file():
-            keep = self.root / "autograded" if final else folder
-            keep.mkdir(exist_ok=True)
-            shutil.copyfile(notebook, keep / f"{sid}.ipynb")
-        shutil.rmtree(course, ignore_errors=True)
 
     def row_from_result(self, result: dict) -> GradeRow:
         sid = result["student_id"]
