@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 import course_config as cfg
+from autograder.errors import InputError, SetupError
 
 EXAMPLES = cfg.EXAMPLES_DIR
 
@@ -338,13 +339,9 @@ def main(argv: list[str] | None = None) -> int:
         quiet.filter = lambda record: record.name != "traitlets" or record.levelno >= logging.ERROR
         for handler in logging.getLogger().handlers:
             handler.addFilter(quiet)
-    from autograder.grading.course import NbgraderError
-    from autograder.data import DataError
-    from autograder.grading.submissions import SubmissionsError
-
     try:
         return args.handler(args)
-    except (SubmissionsError, DataError, NbgraderError, RuntimeError, ValueError) as error:
+    except (InputError, SetupError) as error:  # anything else is a bug: its traceback is shown
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import course_config as cfg
+from autograder.errors import SetupError
 
 # md5 of the *uncompressed* official files (the training images were re-compressed, so
 # their .gz differs from the original while the content is identical).
@@ -37,7 +38,7 @@ SPLITS = {"train": ("train", cfg.SUBSET_TRAIN_PER_CLASS), "test": ("t10k", cfg.S
 IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC = 2051, 2049
 
 
-class DataError(RuntimeError):
+class DataError(SetupError):
     """A data file is missing, corrupt or differs from its recorded checksum."""
 
 

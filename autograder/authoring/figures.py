@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 import course_config as cfg
+from autograder.errors import InputError
 from autograder import data
 from autograder.notebook_code import load_namespace
 
@@ -251,7 +252,7 @@ def make_figures(out_dir: Path = FIGURES_DIR, quick: bool = False) -> list[Path]
     """
     out_dir = Path(out_dir)
     if quick and out_dir.resolve() == FIGURES_DIR.resolve():
-        raise ValueError(f"{out_dir}: quick figures are smoke-test output; give another out_dir (e.g. {QUICK_OUT_DIR})")
+        raise InputError(f"{out_dir}: quick figures are smoke-test output; give another out_dir (e.g. {QUICK_OUT_DIR})")
     settings = QUICK if quick else FULL
     namespace = load_namespace()
     with experiment_data(namespace, settings.full_mnist):

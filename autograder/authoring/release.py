@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 
 import course_config as cfg
+from autograder.errors import SetupError
 from autograder.grading.course import generate_assignment, make_course
 
 # Markers that only the source may contain; the last three label the graders' rubrics.
@@ -117,7 +118,7 @@ def release(destination: Path = cfg.RELEASE_DIR) -> Path:
         built = build_release(Path(tmp))
         problems = leak_problems(built)
         if problems:
-            raise RuntimeError("the generated release leaks:\n" + "\n".join(problems))
+            raise SetupError("the generated release leaks:\n" + "\n".join(problems))
         target = destination / cfg.ASSIGNMENT_ID
         if target.exists():
             shutil.rmtree(target)

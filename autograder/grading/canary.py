@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import course_config as cfg
+from autograder.errors import SetupError
 from autograder.grading.results import GradeRow
 
 CANARY_ID = "canary-reference"  # the reference solution, graded before any student
 T = TypeVar("T")
 
 
-class CanaryFailed(RuntimeError):
+class CanaryFailed(SetupError):
     """The reference solution did not earn full marks here: grading students would be wrong."""
 
 

@@ -15,12 +15,13 @@ from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 
 import course_config as cfg
+from autograder.errors import SetupError
 from autograder.grading.settings import nbgrader_config, venv_on_path
 
 log = logging.getLogger(__name__)
 
 
-class NbgraderError(RuntimeError):
+class NbgraderError(SetupError):
     """An nbgrader step failed; the message carries nbgrader's own log."""
 
 

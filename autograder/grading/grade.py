@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import course_config as cfg
+from autograder.errors import InputError, SetupError
 from autograder.grading import canary as canaries
 from autograder.grading.canary import CANARY_ID, Canary, CanaryFailed
 from autograder.grading.results import (GRADER_ERROR, GradeRow, Task, auto_max, fault_row, grader_fingerprint,
@@ -69,14 +70,14 @@ def sandbox_mode() -> tuple[bool, str]:
     from autograder.kernel import sandbox
 
     if cfg.SANDBOX not in ("auto", "require", "off"):
-        raise ValueError(f"course_config.SANDBOX must be 'auto', 'require' or 'off', not {cfg.SANDBOX!r}")
+        raise InputError(f"course_config.SANDBOX must be 'auto', 'require' or 'off', not {cfg.SANDBOX!r}")
     if cfg.SANDBOX == "off":
         return False, "NONE: sandbox off in course_config.SANDBOX"
     reason = sandbox.available()
     if reason is None:
         return True, "sandbox"
     if cfg.SANDBOX == "require":
-        raise RuntimeError(f"course_config.SANDBOX is 'require' but {reason}; no submission was graded")
+        raise SetupError(f"course_config.SANDBOX is 'require' but {reason}; no submission was graded")
     return False, f"NONE: {reason}"
 
 
@@ -135,7 +136,10 @@ class Grader:
         if self.sandboxed:
             from autograder.kernel import sandbox
 
-            self._uid_locks = sandbox.reserve_uids(seats, cfg.SANDBOX_UID_BASE)
+            try:
+                self._uid_locks = sandbox.reserve_uids(seats, cfg.SANDBOX_UID_BASE)
+            except RuntimeError as busy:  # every uid of the range is locked by other runs
+                raise SetupError(str(busy)) from None
             uids = [uid for uid, _ in self._uid_locks]
         else:
             uids = [None] * seats

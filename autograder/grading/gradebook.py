@@ -33,6 +33,7 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
 import course_config as cfg
+from autograder.errors import InputError
 from autograder.late import TIMESTAMP_FILE, due_date, parse_time
 from autograder.grading.results import GradeRow, graded_cells
 from autograder.sanitize import sanitize_notebook
@@ -59,6 +60,19 @@ from autograder.settings import nbgrader_config  # noqa: E402
 c = get_config()  # noqa: F821 - injected by traitlets
 c.merge(nbgrader_config(Path(__file__).resolve().parent))
 '''
+
+
+def require_gradebook(run: Path, *, config: bool = False) -> Path:
+    """The class gradebook of the run folder ``run`` (and, with ``config``, its ``nbgrader_config.py``, which
+    nbgrader's own commands need); ``InputError`` saying how to make it when there is none."""
+    run = Path(run)
+    db = run / GRADEBOOK
+    if config and not (db.is_file() and (run / "nbgrader_config.py").is_file()):
+        raise InputError(f"{run}: no class gradebook or nbgrader_config.py; grade into it first "
+                         f"(python -m autograder grade SUBMISSIONS --out {run})")
+    if not db.is_file():
+        raise InputError(f"{db}: no class gradebook; grade into {run} first (python -m autograder grade ... --out {run})")
+    return db
 
 
 def submission_records(db_url: str, student_id: str) -> dict:
@@ -335,7 +349,7 @@ def merge_gradebooks(shards: list[Path], dest: Path, template: Path, fingerprint
     book.prepare()
     for shard in shards:
         if not (shard / GRADEBOOK).is_file():
-            raise ValueError(f"{shard / GRADEBOOK}: no gradebook; grade that shard again with this version")
+            raise InputError(f"{shard / GRADEBOOK}: no gradebook; grade that shard again with this version")
         with class_gradebook(f"sqlite:///{(shard / GRADEBOOK).resolve()}") as src, class_gradebook(book.db_url) as dst:
             for student in [s.id for s in src.students]:
                 copy_submission(src, dst, student)

@@ -21,6 +21,7 @@ from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 from traitlets import Dict, Unicode
 
 import course_config as cfg
+from autograder.errors import InputError
 from autograder.grading.gradebook import GRADER_ONLY
 from autograder.notebook_code import is_test_cell
 
@@ -37,7 +38,7 @@ class AssignPoints(NbGraderPreprocessor):
         ids = {cell.metadata.nbgrader["grade_id"] for cell in graded}
         unknown, missing = ids - set(cfg.POINTS), set(cfg.POINTS) - ids
         if unknown or missing:
-            raise ValueError(
+            raise InputError(
                 f"graded cells and course_config.POINTS disagree: not in POINTS {sorted(unknown)}, "
                 f"not in the notebook {sorted(missing)}")
         for cell in graded:

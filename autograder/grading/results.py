@@ -23,6 +23,7 @@ from pathlib import Path
 import nbformat
 
 import course_config as cfg
+from autograder.errors import SetupError
 from autograder.notebook_code import is_test_cell
 
 NOTE_PREFIX = "[grader] "  # output lines the grader adds to a cell (repairs, limits)
@@ -31,7 +32,7 @@ STUDENT_ERROR = "error: "  # status of a submission that cannot be graded (0 poi
 RESULT_FORMAT = "2"  # what a result file holds (2: the worker's gradebook records); older ones are regraded
 
 
-class GraderFault(RuntimeError):
+class GraderFault(SetupError):
     """The grader or the machine failed on a submission: it gets no score, only this reason."""
 
 

@@ -13,6 +13,7 @@ from nbgrader.preprocessors import GetGrades
 from traitlets.config import Config
 
 import course_config as cfg
+from autograder.errors import InputError
 from autograder.grading.preprocessors import (AddFinalSummary, AssignPoints, RedactTestTracebacks, RepairStructure,
                                              ScoreVerdicts, StripGraderOnly, StripHiddenTests)
 
@@ -69,7 +70,7 @@ def kernel_environment() -> dict[str, str]:
     if cfg.DEVICE_POLICY == "cpu":
         return {"CUDA_VISIBLE_DEVICES": ""}
     if cfg.DEVICE_POLICY != "auto":
-        raise ValueError(f"course_config.DEVICE_POLICY must be 'auto' or 'cpu', not {cfg.DEVICE_POLICY!r}")
+        raise InputError(f"course_config.DEVICE_POLICY must be 'auto' or 'cpu', not {cfg.DEVICE_POLICY!r}")
     return {}
 
 

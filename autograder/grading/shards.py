@@ -24,6 +24,7 @@ from pathlib import Path
 
 from autograder.csvfiles import write_csv_atomically
 from autograder.grading.submissions import Submission
+from autograder.errors import InputError
 
 GRADES_CSV = "grades.csv"  # the file name that ``grade --out DIR`` writes
 FEEDBACK_DIR = "feedback"  # the folder of ``<student>.html`` that ``grade --out DIR`` writes
@@ -34,11 +35,11 @@ def check_shard(index: int, count: int) -> None:
     """Raise ``ValueError`` unless ``0 <= index < count``, both integers; change nothing."""
     for name, value in (("index", index), ("count", count)):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"shard {name} must be an integer, not {value!r}")
+            raise InputError(f"shard {name} must be an integer, not {value!r}")
     if count < 1:
-        raise ValueError(f"shard count must be at least 1, not {count} (use --shard 0/1 for one machine)")
+        raise InputError(f"shard count must be at least 1, not {count} (use --shard 0/1 for one machine)")
     if not 0 <= index < count:
-        raise ValueError(f"shard index {index} is outside 0..{count - 1}: shards of {count} are numbered from 0 "
+        raise InputError(f"shard index {index} is outside 0..{count - 1}: shards of {count} are numbered from 0 "
                          f"(Kubernetes' JOB_COMPLETION_INDEX), so use --shard i/{count} with 0 <= i < {count}")
 
 
@@ -46,7 +47,7 @@ def parse_shard(spec: str) -> tuple[int, int]:
     """Read ``"i/N"`` (the ``--shard`` option) into ``(i, N)``; raise ``ValueError`` naming the fix."""
     match = SHARD_SPEC.match(spec)
     if not match:
-        raise ValueError(f"--shard {spec!r}: expected i/N, the shard index and the number of shards, e.g. 0/4")
+        raise InputError(f"--shard {spec!r}: expected i/N, the shard index and the number of shards, e.g. 0/4")
     index, count = int(match[1]), int(match[2])
     check_shard(index, count)
     return index, count
@@ -72,12 +73,12 @@ def read_grades(path: Path) -> tuple[list[str], list[list[str]]]:
     """``(header, rows)`` of a ``grades.csv``; ``ValueError`` naming the file if it is absent or empty."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: no such file; grade into that folder first "
+        raise InputError(f"{path}: no such file; grade into that folder first "
                          f"(python -m autograder grade SUBMISSIONS --out {path.parent}) or leave it out")
     with open(path, newline="", encoding="utf-8") as f:
         table = list(csv.reader(f))
     if not table or not table[0]:
-        raise ValueError(f"{path}: empty file, no header; grade into {path.parent} again")
+        raise InputError(f"{path}: empty file, no header; grade into {path.parent} again")
     return table[0], table[1:]
 
 
@@ -95,14 +96,14 @@ def merged_rows(shard_dirs: list[Path]) -> tuple[list[str], list[list[str]]]:
         if this_header != header:
             missing = [c for c in header if c not in this_header]
             extra = [c for c in this_header if c not in header]
-            raise ValueError(
+            raise InputError(
                 f"{folder / GRADES_CSV}: header differs from {first / GRADES_CSV} "
                 f"(missing {missing or 'none'}, extra {extra or 'none'}, or another order); "
                 "grade every shard with the same source notebook and autograder version")
         for row in this_rows:
             student = row[0]
             if student in owner:
-                raise ValueError(f"student {student!r} was graded in two shards: {owner[student]} and {folder}; "
+                raise InputError(f"student {student!r} was graded in two shards: {owner[student]} and {folder}; "
                                  "use the same --shard i/N count for every pod, or drop the stale folder")
             owner[student] = folder
             rows.append(row)
@@ -116,7 +117,7 @@ def feedback_files(shard_dirs: list[Path]) -> list[Path]:
     for folder in shard_dirs:
         for html in sorted((folder / FEEDBACK_DIR).glob("*.html")):
             if html.name in origin:
-                raise ValueError(f"feedback {html.name} exists in two shards: {origin[html.name]} and {folder}; "
+                raise InputError(f"feedback {html.name} exists in two shards: {origin[html.name]} and {folder}; "
                                  "remove the stale one")
             origin[html.name] = folder
             files.append(html)
@@ -134,14 +135,14 @@ def merge(shard_dirs: list[Path], dest: Path) -> Path:
     shard_dirs = [Path(d) for d in shard_dirs]
     dest = Path(dest)
     if not shard_dirs:
-        raise ValueError("merge needs at least one shard folder (the --out folders of grade --shard i/N)")
+        raise InputError("merge needs at least one shard folder (the --out folders of grade --shard i/N)")
     for folder in shard_dirs:
         if not folder.is_dir():
-            raise ValueError(f"{folder}: not a folder; give the --out folders of grade --shard i/N")
+            raise InputError(f"{folder}: not a folder; give the --out folders of grade --shard i/N")
         if dest.resolve() == folder.resolve():
-            raise ValueError(f"{dest}: is also a shard folder; merge into a new folder (--out DIR)")
+            raise InputError(f"{dest}: is also a shard folder; merge into a new folder (--out DIR)")
     if len({d.resolve() for d in shard_dirs}) != len(shard_dirs):
-        raise ValueError(f"a shard folder is given twice in {[str(d) for d in shard_dirs]}")
+        raise InputError(f"a shard folder is given twice in {[str(d) for d in shard_dirs]}")
     header, rows = merged_rows(shard_dirs)  # every check passes before anything is written
     feedback = feedback_files(shard_dirs)
     (dest / FEEDBACK_DIR).mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,7 @@ from typing import NamedTuple
 import nbformat
 
 import course_config as cfg
+from autograder.errors import InputError
 from autograder.notebook_code import is_test_cell
 from autograder.pages import render, write_page
 from autograder.grading.submissions import read_notebook
@@ -210,7 +211,7 @@ def read_release(release_notebook: Path = cfg.RELEASE_NOTEBOOK) -> Release:
             text_grams |= grams(words(cell.source), cfg.SIMILARITY_TEXT_SHINGLE)
     cells = answer_cells(nb)
     if not cells:
-        raise ValueError(f"{release_notebook}: no answer cell (nbgrader solution cell); is it the release notebook?")
+        raise InputError(f"{release_notebook}: no answer cell (nbgrader solution cell); is it the release notebook?")
     given = {gid: frozenset(normalise(python_tokens(cell.source), kept_names))
              for gid, cell in cells.items() if cell.cell_type == "code"}
     return Release({gid: cell.cell_type for gid, cell in cells.items()}, given, kept_names,

@@ -35,6 +35,7 @@ from pathlib import Path
 import nbformat
 
 import course_config as cfg
+from autograder.errors import InputError
 from autograder.late import TIMESTAMP_FILE
 from autograder.text import repaired_json, storable
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class SubmissionsError(ValueError):
+class SubmissionsError(InputError):
     """The submissions folder itself cannot be used (missing, empty, mixed layouts)."""
 
 

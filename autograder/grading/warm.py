@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import course_config as cfg
+from autograder.errors import SetupError
 from autograder.kernel import sandbox, zygote
 from autograder.grading.settings import thread_env
 
@@ -26,7 +27,7 @@ ZYGOTE_FILE = Path(zygote.__file__).resolve()
 READY = "zygote ready"  # the zygote's first line once the stack is imported
 
 
-class ZygoteFailure(RuntimeError):
+class ZygoteFailure(SetupError):
     """A zygote did not start: a fault of the grader or the machine, never of a student."""
 
 

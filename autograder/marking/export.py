@@ -30,8 +30,9 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 
 import course_config as cfg
+from autograder.errors import InputError
 from autograder.csvfiles import write_csv_atomically
-from autograder.grading.gradebook import GRADEBOOK, course_path
+from autograder.grading.gradebook import course_path, require_gradebook
 from autograder.late import (TIME_FIX, TIMESTAMP_FILE, Lateness, check_policy, due_date, lateness, parse_time,
                              read_times)
 from autograder.lms import LmsFormat, lms_format
@@ -129,9 +130,7 @@ def final_grades(run: Path, *, times: Path | list[Path] | None = None) -> list[F
     ``times``: times files (``late.read_times``), kept in the run for later commands.
     """
     run = Path(run)
-    db = run / GRADEBOOK
-    if not db.is_file():
-        raise ValueError(f"{db}: no class gradebook; grade into {run} first (python -m autograder grade ... --out {run})")
+    db = require_gradebook(run)
     check_policy()
     known_times = store_times(run, times) if times else stored_times(run)
     header, rows = read_grades(run / "grades.csv")
@@ -221,14 +220,14 @@ def read_roster(path: Path, layout: LmsFormat | None = None) -> Roster:
     try:
         text = raw.decode("utf-16") if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); export the roster from "
+        raise InputError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); export the roster from "
                          "the LMS again, or save it as 'CSV UTF-8'") from None
     first = text.split("\n", 1)[0]
     table = list(csv.DictReader(io.StringIO(text), delimiter="\t" if first.count("\t") > first.count(",") else ","))
     columns = [c for c in (table[0].keys() if table else next(csv.reader([first]))) if c is not None]
     keys = [k.column for k in layout.keys if k.column in columns]
     if not keys:
-        raise ValueError(f"{path}: none of the columns that identify a student in {layout.label}'s gradebook export "
+        raise InputError(f"{path}: none of the columns that identify a student in {layout.label}'s gradebook export "
                          f"({', '.join(k.column for k in layout.keys)}); its columns: {', '.join(columns) or 'none'}. "
                          f"Give {layout.label}'s own export (course_config.LMS = {cfg.LMS!r})")
     points, rows = None, []
@@ -251,9 +250,9 @@ def roster_column(roster: Roster, layout: LmsFormat) -> str:
     identity = set(layout.identity) | {k.column for k in layout.keys} | {layout.name}
     others = [c for c in roster.columns if c not in identity]
     if found:
-        raise ValueError(f"{roster.path}: {len(found)} columns are this assignment's: {', '.join(found)}; rename "
+        raise InputError(f"{roster.path}: {len(found)} columns are this assignment's: {', '.join(found)}; rename "
                          f"all but one in {layout.label}, or make course_config.LMS_ASSIGNMENT_COLUMN tell them apart")
-    raise ValueError(f"{roster.path}: no column {layout.score_shape.format(column=cfg.LMS_ASSIGNMENT_COLUMN)!r}"
+    raise InputError(f"{roster.path}: no column {layout.score_shape.format(column=cfg.LMS_ASSIGNMENT_COLUMN)!r}"
                      f"; {layout.label} would create a new assignment for a column it does not "
                      f"know. Its columns: {', '.join(others) or 'none'}. Set course_config.LMS_ASSIGNMENT_COLUMN to "
                      "the assignment's name as the roster spells it (without the id), or export the roster again "
@@ -295,7 +294,7 @@ def match_roster(grades: list[FinalGrade], roster: Roster, layout: LmsFormat) ->
             unknown.append(g.student_id)
     if unknown or ambiguous:
         tried = ", ".join(k.column for k in layout.keys if k.column in roster.columns)
-        raise ValueError(f"{roster.path}: " + "; ".join(
+        raise InputError(f"{roster.path}: " + "; ".join(
             ([f"no row for {', '.join(unknown)} (looked in {tried})"] if unknown else [])
             + ([f"more than one row for {', '.join(ambiguous)}"] if ambiguous else []))
             + "; nothing was written. Export the roster again from the course's LMS, or grade the missing students' "
@@ -314,7 +313,7 @@ def lms_file(grades: list[FinalGrade], *, roster: Path | None = None, unassigned
     """
     layout = lms_format()
     if cfg.MISSING_SUBMISSION not in ("zero", "blank"):
-        raise ValueError(f"course_config.MISSING_SUBMISSION must be 'zero' or 'blank', not {cfg.MISSING_SUBMISSION!r}")
+        raise InputError(f"course_config.MISSING_SUBMISSION must be 'zero' or 'blank', not {cfg.MISSING_SUBMISSION!r}")
     max_score = grades[0].max_score if grades else float(sum(cfg.POINTS.values()))
     if roster is None:
         return without_roster(grades, layout, max_score)

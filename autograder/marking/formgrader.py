@@ -37,7 +37,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from autograder.grading.gradebook import GRADEBOOK
+from autograder.grading.gradebook import require_gradebook
+from autograder.errors import InputError, SetupError
 
 EXTENSION = "nbgrader.server_extensions.formgrader"
 
@@ -93,7 +94,7 @@ def check_port(port: int) -> None:
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as error:
-            raise ValueError(f"port {port} on 127.0.0.1 is in use ({error.strerror}): another formgrader or program "
+            raise InputError(f"port {port} on 127.0.0.1 is in use ({error.strerror}): another formgrader or program "
                              f"listens there (`ss -ltnp 'sport = :{port}'` names it); stop it, or choose another "
                              "port with --port") from None
 
@@ -111,9 +112,7 @@ def start(run: Path, port: int, token: str, home: Path, log: Path) -> subprocess
     """Start the server in the background, in a session of its own, bound to this process's life;
     ``ValueError`` if ``run`` has no class gradebook or the port is taken."""
     run = Path(run)
-    if not (run / GRADEBOOK).is_file() or not (run / "nbgrader_config.py").is_file():
-        raise ValueError(f"{run}: no class gradebook or nbgrader_config.py; grade into it first "
-                         f"(python -m autograder grade SUBMISSIONS --out {run})")
+    require_gradebook(run, config=True)
     check_port(port)
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     env = server_environment(Path(home), token)
@@ -131,16 +130,16 @@ def wait_ready(process: subprocess.Popen, base: str, token: str, *, timeout: flo
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"jupyter server exited with status {process.returncode}")
+            raise SetupError(f"jupyter server exited with status {process.returncode}")
         try:
             with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"token {token}"}),
                                         timeout=2) as reply:
                 json.load(reply)
                 return
         except urllib.error.HTTPError as error:
-            raise RuntimeError(f"the formgrader answered {error.code} for {url} (is {process.args} right?)") from error
+            raise SetupError(f"the formgrader answered {error.code} for {url} (is {process.args} right?)") from error
         except ValueError:  # not the formgrader's JSON: another server answers on that port
-            raise RuntimeError(f"something other than this formgrader answers on {base}; stop it, or choose another "
+            raise SetupError(f"something other than this formgrader answers on {base}; stop it, or choose another "
                                "port with --port") from None
         except OSError:
             time.sleep(0.1)

@@ -21,8 +21,9 @@ from markupsafe import Markup
 from nbgrader.api import Gradebook, MissingEntry
 
 import course_config as cfg
+from autograder.errors import InputError
 from autograder.csvfiles import from_spreadsheet, write_csv_atomically
-from autograder.grading.gradebook import GRADEBOOK, course_path, rubrics
+from autograder.grading.gradebook import course_path, require_gradebook, rubrics
 from autograder.pages import render, shown, write_page
 from autograder.grading.results import graded_cells
 from autograder.grading.submissions import read_notebook
@@ -32,15 +33,12 @@ SHEET_CSV = "manual_grades.csv"
 COLUMNS = ["student_id", "question", "max_points", "points", "comment"]
 
 
-class ManualImportError(ValueError):
+class ManualImportError(InputError):
     """A grades file with wrong lines; the message lists each, and nothing was written."""
 
 
 def gradebook_url(run: Path) -> str:
-    db = Path(run) / GRADEBOOK
-    if not db.is_file():
-        raise ValueError(f"{db}: no class gradebook; grade into {run} first (python -m autograder grade ... --out {run})")
-    return f"sqlite:///{db.resolve()}"
+    return f"sqlite:///{require_gradebook(run).resolve()}"
 
 
 def answers(run: Path, student_id: str) -> dict[str, str]:

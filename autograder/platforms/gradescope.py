@@ -29,6 +29,7 @@ import nbformat
 from nbgrader.preprocessors import ClearHiddenTests
 
 import course_config as cfg
+from autograder.errors import InputError
 from autograder.grading.grade import Grader, GradeRow, graded_cells, zero_row
 from autograder.grading.results import GraderFault
 from autograder.notebook_code import is_test_cell
@@ -106,11 +107,11 @@ def build_zip(dest: Path) -> Path:
     """
     dest = Path(dest)
     if dest.suffix != ".zip":
-        raise ValueError(f"{dest}: the Gradescope autograder must be a .zip file; give a path ending in .zip")
+        raise InputError(f"{dest}: the Gradescope autograder must be a .zip file; give a path ending in .zip")
     members = zip_members()
     missing = [name for path, name in members if not path.is_file()]
     if missing:
-        raise ValueError(f"{cfg.ROOT}: {', '.join(missing)} missing; run from a complete checkout")
+        raise InputError(f"{cfg.ROOT}: {', '.join(missing)} missing; run from a complete checkout")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")
     with zipfile.ZipFile(tmp, "w") as archive:

@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 import course_config as cfg
+from autograder.errors import InputError
 from autograder.grading.results import auto_max, graded_cells
 from autograder.reports.report import short_id
 from autograder.grading.shards import read_grades
@@ -56,7 +57,7 @@ def number(value: str, path: Path, student: str, column: str) -> float:
     try:
         return float(value)
     except ValueError:
-        raise ValueError(f"{path}: student {student!r}, column {column!r} holds {value!r}, not a number; "
+        raise InputError(f"{path}: student {student!r}, column {column!r} holds {value!r}, not a number; "
                          "was the file edited by hand?") from None
 
 
@@ -65,11 +66,11 @@ def read_rows(grades_csv: Path, auto_ids: list[str]) -> list[dict[str, str]]:
     header, rows = read_grades(grades_csv)
     missing = [c for c in (*FIXED_COLUMNS, *auto_ids) if c not in header]
     if missing:
-        raise ValueError(f"{grades_csv}: no column {', '.join(missing)}; it was written for another version of "
+        raise InputError(f"{grades_csv}: no column {', '.join(missing)}; it was written for another version of "
                          f"{cfg.NOTEBOOK_NAME}.ipynb or by another tool: grade the submissions again")
     for row in rows:
         if len(row) != len(header):
-            raise ValueError(f"{grades_csv}: the row of {row[0] if row else '(empty)'!r} has {len(row)} values for "
+            raise InputError(f"{grades_csv}: the row of {row[0] if row else '(empty)'!r} has {len(row)} values for "
                              f"{len(header)} columns; was the file edited by hand? grade again")
     return [dict(zip(header, row, strict=True)) for row in rows]
 
