@@ -80,7 +80,6 @@ def parse_time(text: str) -> datetime:
 @dataclass(frozen=True)
 class Lateness:
     submitted: datetime | None
-    seconds_late: float  # 0 when on time (grace included) or unknown
     units: int  # started days or hours after the due date, 0 when on time
     penalty: float  # points taken off
     problem: str | None = None  # why the time is unknown; the export flags it
@@ -113,15 +112,15 @@ def lateness(submitted: datetime | None, score: float, max_score: float, *, exte
     ``extension``: the student's extension (nbgrader's ``grant_extension``), added to the due date.
     """
     if cfg.LATE_POLICY == "lms":  # the LMS's own policy applies; a time, if known, is only shown
-        return Lateness(submitted, 0.0, 0, 0.0)
+        return Lateness(submitted, 0, 0.0)
     if submitted is None:
-        return Lateness(None, 0.0, 0, 0.0, problem or f"submission time unknown: no late penalty applied; {TIME_FIX}")
+        return Lateness(None, 0, 0.0, problem or f"submission time unknown: no late penalty applied; {TIME_FIX}")
     late = (submitted - due_date() - (extension or timedelta())).total_seconds()
     if late <= timedelta(minutes=cfg.LATE_GRACE_MINUTES).total_seconds():
-        return Lateness(submitted, 0.0, 0, 0.0)
+        return Lateness(submitted, 0, 0.0)
     units = math.ceil(late / UNIT_SECONDS[cfg.LATE_PENALTY_UNIT])
     share = min(cfg.LATE_PENALTY_CAP, units * cfg.LATE_PENALTY_PER_UNIT)
-    return Lateness(submitted, late, units, round(min(max(score, 0.0), share * max_score), 4))
+    return Lateness(submitted, units, round(min(max(score, 0.0), share * max_score), 4))
 
 
 TIME_FIX = ("give the times with `export --times FILE` (student_id,submitted_at; Canvas: its submissions API's "

@@ -43,7 +43,7 @@ def test_a_hand_typed_quote_is_kept_when_it_protects_nothing():
 
 
 def final(student: str, score: float | None, flags: bool = False) -> export.FinalGrade:
-    late = Lateness(datetime(2026, 10, 16, 20, tzinfo=timezone.utc), 0.0, 0, 0.0,
+    late = Lateness(datetime(2026, 10, 16, 20, tzinfo=timezone.utc), 0, 0.0,
                     "submission time unknown" if flags else None)
     return export.FinalGrade(student, score, 34.0, late)
 

@@ -16,7 +16,6 @@ long line, and whose answer cell displays HTML and JavaScript with the same tric
 """
 from __future__ import annotations
 
-import base64
 import csv
 import json
 import os

@@ -8,8 +8,7 @@ submission. When sandboxing is on, nbgrader's kernel is the sandboxed kernel of
 
 A submission whose cell ran out of time is graded a second time before its score counts: on a
 loaded machine the first attempt's timeout may be the machine's fault, not the student's.
-
-    python -m autograder.grading.worker TASK.json
+``grade.py`` runs ``child_main`` in a process forked from its fork server; there is no command line.
 """
 from __future__ import annotations
 
@@ -256,7 +255,3 @@ def child_main(task_path: str, log_path: str) -> None:
     sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
     run(task)
-
-
-if __name__ == "__main__":
-    run(read_task(Path(sys.argv[1])))
