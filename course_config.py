@@ -49,7 +49,11 @@ POINTS: Final[dict[str, float]] = {
 # autograder/grading/judge.py) set `share` for partial credit, as the multiple-choice questions do.
 
 # --- Data: the MNIST subset shipped with the assignment --------------------------------
-MNIST_ORIGINAL_DIR: Final[Path] = ROOT.parent / "shared" / "mnist"  # the four official .gz files
+# The four official MNIST .gz files are needed only to redraw the subset (`make-data --from DIR`) and for
+# the full-MNIST figures; without --from, their folder is read from this environment variable. Get them
+# from http://yann.lecun.com/exdb/mnist/ or the mirror torchvision downloads from (MNIST_MIRROR).
+MNIST_DIR_VARIABLE: Final[str] = "MNIST_DIR"
+MNIST_MIRROR: Final[str] = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 DATA_DIR: Final[Path] = SOURCE_DIR / ASSIGNMENT_ID / "data"  # torchvision root; raw files in MNIST/raw
 SUBSET_SEED: Final[int] = 4  # the draw of the subset; change it and the checksums change
 SUBSET_TRAIN_PER_CLASS: Final[int] = 500  # 5,000 training images: enough to converge in 1-2 s

@@ -14,7 +14,7 @@
     python -m autograder check NOTEBOOK          for students: visible tests, before submitting
     python -m autograder selftest                reference, blank and mutants graded as expected?
     python -m autograder calibrate [--seeds K]   convergence thresholds over K seeds
-    python -m autograder make-data [--check]     the MNIST subset shipped with the notebook
+    python -m autograder make-data [--check] [--from DIR]   the MNIST subset shipped with the notebook
     python -m autograder figures [--quick]       the notebook's figures, from the full MNIST
 """
 from __future__ import annotations
@@ -222,7 +222,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
 def cmd_make_data(args: argparse.Namespace) -> int:
     from autograder import data
 
-    sums = data.verify() if args.check else data.make_subset()
+    sums = data.verify() if args.check else data.make_subset(source=args.source)
     held = data.verify(cfg.HELDOUT_DIR, cfg.HELDOUT_DIR)
     for name, digest in {**sums, **held}.items():
         print(f"{digest}  {name}")
@@ -326,6 +326,9 @@ def parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("make-data", help="write (or --check) the MNIST subset")
     m.add_argument("--check", action="store_true", help="verify checksums, write nothing")
+    m.add_argument("--from", dest="source", type=Path, metavar="DIR",
+                   help=f"folder of the four official MNIST .gz files (default: ${cfg.MNIST_DIR_VARIABLE}); "
+                        f"from http://yann.lecun.com/exdb/mnist/ or {cfg.MNIST_MIRROR}")
     m.set_defaults(handler=cmd_make_data)
     return p
 

@@ -14,7 +14,7 @@ bowl, for beta 0 (plain gradient descent), 0.9 and 0.99.
     python -m autograder.authoring.figures --quick    # smoke run on the shipped subset, into out/figures-quick
 
 From Python: ``make_figures(out_dir, quick=False) -> [paths]``. The full run needs the official
-files in ``course_config.MNIST_ORIGINAL_DIR``; the sweep is timed (3 s per batch size), so its
+files in the folder that ``$MNIST_DIR`` names; the sweep is timed (3 s per batch size), so its
 accuracies vary a little from run to run and from machine to machine.
 """
 from __future__ import annotations
@@ -90,7 +90,7 @@ class Bowl:
 # --- Full MNIST for the notebook's functions ---------------------------------------------------
 
 @contextlib.contextmanager
-def official_mnist_root(source: Path = cfg.MNIST_ORIGINAL_DIR) -> Iterator[Path]:
+def official_mnist_root(source: Path | None = None) -> Iterator[Path]:
     """Yield a temporary torchvision root holding the four official MNIST files, uncompressed.
 
     Reads (and md5-checks) ``<source>/*.gz``; writes ``<root>/MNIST/raw/<stem>``, the layout that
