@@ -1,19 +1,21 @@
 # Quick start: `make demo` (release + grade the examples), `make test` (the test suite).
-# Both create .venv/ with the pinned stack on first use.
+# Both create .venv/ with the pinned stack (requirements.txt, constraints.txt) on first use.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+# the venv is remade when either file changes: requirements.txt (what the course needs) and
+# constraints.txt (the exact version of every package installed with it)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt | cksum | cut -d' ' -f1)
 # nbgrader runs `alembic` from PATH when it creates a gradebook
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install sandbox-tools browser-tools demo test test-fast test-all release grade calibrate benchmarks clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -r requirements.txt -c constraints.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -42,8 +42,8 @@ ROOT_VARIABLE = "GRADESCOPE_ROOT"  # run_autograder reads it, so tests can use a
 VENV = "/autograder/venv"  # where setup.sh installs the stack and run_autograder runs it
 SCHEMA = cfg.ROOT / "autograder" / "gradescope_schema.json"
 # the repository paths the grader needs at run time (release/ is not: grading uses source/)
-ZIP_FILES = ("course_config.py", "nbgrader_config.py", "requirements.txt", "deploy/docker/install.sh",
-             cfg.REFERENCE_SUBMISSION.relative_to(cfg.ROOT).as_posix())  # the canary's notebook
+ZIP_FILES = ("course_config.py", "nbgrader_config.py", "requirements.txt", "constraints.txt",
+             "deploy/docker/install.sh", cfg.REFERENCE_SUBMISSION.relative_to(cfg.ROOT).as_posix())  # the canary's notebook
 ZIP_TREES = ("autograder", "source")
 SKIPPED_PARTS = {"__pycache__", ".ipynb_checkpoints"}
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member dates: the same repository gives the same zip bytes

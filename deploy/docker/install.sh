@@ -6,7 +6,7 @@
 #   VENV=.venv     bash deploy/docker/install.sh --check-only  # only the checks, on an existing venv
 #
 # Steps: Python 3.11 (apt-get, when it is missing and we are root), the venv, `pip install -r
-# requirements.txt`, then the checks: every pinned version installed, every package imports,
+# requirements.txt -c constraints.txt`, then the checks: every pinned version installed, every package imports,
 # and `python -m autograder make-data --check` (the shipped MNIST subset matches its checksums).
 # Used by deploy/Dockerfile and by Gradescope's setup.sh (autograder/platforms/gradescope.py).
 #
@@ -14,12 +14,15 @@
 #   VENV          the virtual environment to create or check (required)
 #   PYTHON        the Python 3.11 to create it with (default python3.11)
 #   REQUIREMENTS  the pinned stack (default: requirements.txt of the repository)
+#   CONSTRAINTS   every package's tested version (default: constraints.txt beside REQUIREMENTS, if there)
 #   REPO          the repository root, for the data check (default: two folders above this script)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="${REPO:-$(cd "$HERE/../.." && pwd)}"
 REQUIREMENTS="${REQUIREMENTS:-$REPO/requirements.txt}"
+# every installed package at its tested version, when the file sits beside the requirements
+CONSTRAINTS="${CONSTRAINTS:-$(dirname "$REQUIREMENTS")/constraints.txt}"
 PYTHON="${PYTHON:-python3.11}"
 
 die() { echo "install.sh: error: $*" >&2; exit 1; }
@@ -50,7 +53,11 @@ make_venv() {
     step "creating $VENV and installing $REQUIREMENTS"
     "$PYTHON" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --no-cache-dir --upgrade pip
-    "$VENV/bin/python" -m pip install -q --no-cache-dir -r "$REQUIREMENTS"
+    if [ -f "$CONSTRAINTS" ]; then
+        "$VENV/bin/python" -m pip install -q --no-cache-dir -r "$REQUIREMENTS" -c "$CONSTRAINTS"
+    else
+        "$VENV/bin/python" -m pip install -q --no-cache-dir -r "$REQUIREMENTS"
+    fi
 }
 
 check_stack() {
@@ -66,6 +73,12 @@ import sys
 if sys.version_info[:2] != (3, 11):
     sys.exit(f"install.sh: error: the venv runs Python {sys.version.split()[0]}, the course pins 3.11")
 problems, pins = [], 0
+# a distribution's import name may differ from its own (PyYAML: yaml, pillow: PIL, ipython: IPython)
+modules = {}
+for module, dists in md.packages_distributions().items():
+    for dist in dists:
+        if not module.startswith("_"):
+            modules.setdefault(dist.lower().replace("_", "-"), []).append(module)
 for line in open(sys.argv[1], encoding="utf-8"):
     line = line.split("#")[0].strip()
     if not line:
@@ -80,7 +93,9 @@ for line in open(sys.argv[1], encoding="utf-8"):
     if pinned and installed.split("+")[0] != pinned:
         problems.append(f"{name} {installed} is installed, requirements.txt pins {pinned}")
     try:
-        importlib.import_module(name.replace("-", "_"))
+        key = name.lower().replace("_", "-")
+        importlib.import_module(min(modules.get(key, [name.replace("-", "_")]),
+                                    key=lambda m: (m.lower() != key.replace("-", "_"), m)))
     except Exception as error:  # a broken binary wheel raises anything
         problems.append(f"import {name} fails: {type(error).__name__}: {error}")
 if problems:
