@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
+from autograder.files import atomic_write
 from autograder.text import storable
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # OWASP's list: what makes a spreadsheet read a formula
@@ -50,6 +50,4 @@ def write_csv_atomically(path: Path, header: list[str], rows: list[list[object]]
     writer = csv.writer(buffer, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL)
     writer.writerow([spreadsheet_cell(name) for name in header])
     writer.writerows([spreadsheet_cell(value) for value in row] for row in rows)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, buffer.getvalue())

@@ -17,9 +17,14 @@ import nbformat
 import course_config as cfg
 
 
+def nbgrader_meta(cell: nbformat.NotebookNode) -> dict:
+    """A cell's nbgrader metadata (``grade_id``, ``grade``, ``solution``, ``locked``, ``points``); empty if none."""
+    return cell.metadata.get("nbgrader", {})
+
+
 def is_test_cell(cell: nbformat.NotebookNode) -> bool:
     """An nbgrader autograder test cell: graded, locked, not a solution."""
-    meta = cell.metadata.get("nbgrader", {})
+    meta = nbgrader_meta(cell)
     return cell.cell_type == "code" and meta.get("grade", False) and not meta.get("solution", False)
 
 

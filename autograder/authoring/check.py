@@ -18,7 +18,7 @@ from types import ModuleType
 import nbformat
 
 import course_config as cfg
-from autograder.notebook_code import is_test_cell
+from autograder.notebook_code import is_test_cell, nbgrader_meta
 from autograder.grading.submissions import SubmissionsError, expected_grade_ids, notebook_problem
 
 
@@ -36,7 +36,7 @@ Verdict, format_verdicts, verdicts = CHECKER["Verdict"], CHECKER["format_verdict
 
 
 def grade_id(cell: nbformat.NotebookNode) -> str | None:
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
+    return nbgrader_meta(cell).get("grade_id")
 
 
 def with_release_tests(nb: nbformat.NotebookNode, release: Path = cfg.RELEASE_NOTEBOOK) -> nbformat.NotebookNode:

@@ -41,7 +41,7 @@ import course_config as cfg
 from autograder import kernel
 from autograder.grading import judge
 from autograder.kernel import guard, probe
-from autograder.notebook_code import is_test_cell
+from autograder.notebook_code import is_test_cell, nbgrader_meta
 from autograder.grading.preprocessors import REPAIRED
 from autograder.grading.results import NOTE_PREFIX, GraderFault
 
@@ -107,7 +107,7 @@ def not_run_error(reason: str) -> NotebookNode:
 
 def cell_key(cell: NotebookNode, index: int) -> str:
     """How the record names a cell: its grade id, else its position."""
-    return cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
+    return nbgrader_meta(cell).get("grade_id") or f"cell {index}"
 
 
 class GuardedExecute(Execute):
@@ -236,7 +236,7 @@ class GuardedExecute(Execute):
                     self._guard(guard_token, "record", index, sorted(defined_names(cell.source)))
                 if is_test_cell(cell):
                     self._judge(cell, index, guard_token, probe_token, unjudged.get(index))
-                if cell.metadata.get("nbgrader", {}).get("grade_id"):  # the canary's times set the limits
+                if nbgrader_meta(cell).get("grade_id"):  # the canary's times set the limits
                     self.seconds[cell_key(cell, index)] = time.perf_counter() - started
         self.set_widgets_metadata()
 
@@ -269,7 +269,7 @@ class GuardedExecute(Execute):
         self.verdicts[gid] = verdict
 
     def _cell_timeout(self, cell: NotebookNode) -> int:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        gid = nbgrader_meta(cell).get("grade_id")
         return int(max(self.timeout or 0, self.cell_timeouts.get(gid, 0)))
 
     def _execute(self, cell: NotebookNode, index: int) -> None:

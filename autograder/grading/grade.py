@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 import course_config as cfg
 from autograder.errors import InputError, SetupError
+from autograder.files import atomic_write
 from autograder.grading import canary as canaries
 from autograder.grading.canary import CANARY_ID, Canary, CanaryFailed
 from autograder.grading.results import (GRADER_ERROR, GradeRow, Task, auto_max, fault_row, grader_fingerprint,
@@ -382,9 +383,7 @@ def write_grades(rows: list[GradeRow], path: Path, auto_ids: list[str], manual_i
         values = ["" if row.cells.get(g) is None else f"{row.cells[g]:g}" for g in auto_ids + manual_ids]
         score = "" if row.score is None else f"{row.score:g}"
         writer.writerow([row.student_id, score, f"{row.max_score:g}", *values, row.status, row.device, row.isolation])
-    tmp = path.with_suffix(".csv.tmp")
-    tmp.write_text(buffer.getvalue())
-    os.replace(tmp, path)
+    atomic_write(path, buffer.getvalue())
 
 
 def fault_summary(rows: list[GradeRow]) -> str | None:

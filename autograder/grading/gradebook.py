@@ -39,6 +39,7 @@ from autograder.grading.results import GradeRow, graded_cells
 from autograder.sanitize import sanitize_notebook
 from autograder.grading.submissions import ORIGIN_FILE
 from autograder.text import storable
+from autograder.notebook_code import nbgrader_meta
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def rubrics(source_notebook: Path = cfg.SOURCE_NOTEBOOK) -> dict[str, str]:
     _, manual_ids = graded_cells(source_notebook)
     found = {}
     for cell in nbformat.read(source_notebook, as_version=4).cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        gid = nbgrader_meta(cell).get("grade_id")
         if gid in manual_ids:
             lines = cell.source.splitlines()
             begin = next((i for i, line in enumerate(lines) if BEGIN in line), None)
@@ -107,7 +108,7 @@ def with_rubrics(nb: nbformat.NotebookNode, texts: dict[str, str]) -> nbformat.N
         if cell.metadata.get(GRADER_ONLY):
             continue  # an older rubric cell (or a student's forgery): replaced below
         cells.append(cell)
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        gid = nbgrader_meta(cell).get("grade_id")
         if gid in texts:
             rubric = nbformat.v4.new_markdown_cell(
                 f"**For graders only: model answer and rubric of `{gid}`** (not shown to students)\n\n{texts[gid]}")

@@ -40,6 +40,7 @@ import nbformat
 
 from autograder.kernel import probe
 from autograder.grading.results import GraderFault
+from autograder.notebook_code import nbgrader_meta
 
 HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(.*?)^[ \t]*### END HIDDEN TESTS[ \t]*$", re.M | re.S)
 
@@ -311,7 +312,7 @@ def hidden_tests(notebook: Path) -> dict[str, str]:
     """grade id -> the hidden-test code of each test cell of the (trusted) source notebook."""
     tests = {}
     for cell in nbformat.read(notebook, as_version=4).cells:
-        meta = cell.metadata.get("nbgrader", {})
+        meta = nbgrader_meta(cell)
         if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
             blocks = HIDDEN.findall(cell.source)
             if blocks:
@@ -328,7 +329,7 @@ def given_literals(notebook: Path) -> dict[str, Any]:
     """Names the notebook's locked, ungraded code cells bind to literals (``NAME = {...}``)."""
     values: dict[str, Any] = {}
     for cell in nbformat.read(notebook, as_version=4).cells:
-        meta = cell.metadata.get("nbgrader", {})
+        meta = nbgrader_meta(cell)
         if cell.cell_type != "code" or not meta.get("locked") or meta.get("grade") or meta.get("solution"):
             continue
         try:

@@ -23,7 +23,7 @@ from traitlets import Dict, Unicode
 import course_config as cfg
 from autograder.errors import InputError
 from autograder.grading.gradebook import GRADER_ONLY
-from autograder.notebook_code import is_test_cell
+from autograder.notebook_code import is_test_cell, nbgrader_meta
 
 
 class AssignPoints(NbGraderPreprocessor):
@@ -127,7 +127,7 @@ class RepairStructure(NbGraderPreprocessor):
 
         release = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]
                    for c in nbformat.read(Path(self.release_notebook), as_version=4).cells
-                   if c.metadata.get("nbgrader", {}).get("grade_id")}
+                   if nbgrader_meta(c).get("grade_id")}
         for cell in nb.cells:
             cell.metadata.pop(REPAIRED, None)
             meta = cell.metadata.get("nbgrader")

@@ -16,7 +16,6 @@ A result is one of three kinds:
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +23,8 @@ import nbformat
 
 import course_config as cfg
 from autograder.errors import SetupError
-from autograder.notebook_code import is_test_cell
+from autograder.files import atomic_write
+from autograder.notebook_code import is_test_cell, nbgrader_meta
 
 NOTE_PREFIX = "[grader] "  # output lines the grader adds to a cell (repairs, limits)
 GRADER_ERROR = "error: grader: "  # status of a row the grader failed to grade (no score)
@@ -52,9 +52,7 @@ class Task:
 
 def write_json(path: Path, data: dict) -> None:
     """Atomic write: a reader (or a crash) never sees half a file."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def write_task(path: Path, task: Task) -> Path:
@@ -81,7 +79,7 @@ def graded_cells(source_notebook: Path = cfg.SOURCE_NOTEBOOK) -> tuple[list[str]
     nb = nbformat.read(source_notebook, as_version=4)
     auto, manual = [], []
     for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
+        meta = nbgrader_meta(cell)
         if meta.get("grade"):
             (auto if is_test_cell(cell) else manual).append(meta["grade_id"])
     return auto, manual
@@ -130,7 +128,7 @@ def cell_seconds(executed_notebook: Path, *, every_cell: bool = False) -> dict[s
 
     times = {}
     for index, cell in enumerate(nbformat.read(executed_notebook, as_version=4).cells):
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        gid = nbgrader_meta(cell).get("grade_id")
         if gid is None and every_cell and cell.cell_type == "code":
             gid = f"cell {index}"
         timing = cell.metadata.get("execution", {})

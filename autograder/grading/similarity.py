@@ -51,7 +51,7 @@ import nbformat
 
 import course_config as cfg
 from autograder.errors import InputError
-from autograder.notebook_code import is_test_cell
+from autograder.notebook_code import is_test_cell, nbgrader_meta
 from autograder.pages import render, write_page
 from autograder.grading.submissions import read_notebook
 from autograder.text import REPLACEMENT
@@ -173,7 +173,7 @@ def answer_cells(nb: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
     """Answer cells (nbgrader ``solution`` cells) by grade id; the first one of a repeated id."""
     cells: dict[str, nbformat.NotebookNode] = {}
     for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
+        meta = nbgrader_meta(cell)
         if meta.get("solution") and isinstance(meta.get("grade_id"), str):
             cells.setdefault(meta["grade_id"], cell)
     return cells

@@ -38,6 +38,7 @@ import course_config as cfg
 from autograder.errors import InputError
 from autograder.late import TIMESTAMP_FILE
 from autograder.text import repaired_json, storable
+from autograder.notebook_code import nbgrader_meta
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def expected_grade_ids(source_notebook: Path = cfg.SOURCE_NOTEBOOK) -> set[str]:
     """Grade ids of the graded cells of the source notebook."""
     nb = nbformat.read(source_notebook, as_version=4)
     return {cell.metadata["nbgrader"]["grade_id"] for cell in nb.cells
-            if cell.metadata.get("nbgrader", {}).get("grade")}
+            if nbgrader_meta(cell).get("grade")}
 
 
 def notebook_problem(path: Path, expected_ids: set[str]) -> str | None:
@@ -87,8 +88,8 @@ def notebook_problem(path: Path, expected_ids: set[str]) -> str | None:
         nbformat.validate(nb)
     except Exception as error:  # nbformat raises several types for a JSON that is no notebook
         return f"{path.name}: not a Jupyter notebook ({type(error).__name__}: {str(error).splitlines()[0]})"
-    ids = [cell.metadata.get("nbgrader", {}).get("grade_id") for cell in nb.cells
-           if cell.metadata.get("nbgrader", {}).get("grade")]
+    ids = [nbgrader_meta(cell).get("grade_id") for cell in nb.cells
+           if nbgrader_meta(cell).get("grade")]
     duplicated = sorted(i for i, n in Counter(ids).items() if n > 1)
     if duplicated:
         return f"{path.name}: graded cells appear more than once: {', '.join(duplicated)}"

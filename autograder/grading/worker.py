@@ -23,6 +23,7 @@ from pathlib import Path
 import course_config as cfg
 from autograder.grading.results import NOTE_PREFIX, GraderFault, Task, graded_cells, read_task, write_json
 from autograder.grading.settings import thread_env
+from autograder.notebook_code import nbgrader_meta
 
 
 def autograded_path(course: Path, kind: str, student_id: str) -> Path:
@@ -121,7 +122,7 @@ def autograde_once(api, task: Task, course: Path) -> dict:
     auto_ids, _ = graded_cells()
     notebook = autograded_path(course, "autograded", task.student_id) / f"{cfg.NOTEBOOK_NAME}.ipynb"
     notes = record["notes"]
-    present = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nbformat.read(notebook, as_version=4).cells}
+    present = {nbgrader_meta(c).get("grade_id") for c in nbformat.read(notebook, as_version=4).cells}
     for missing in sorted(set(auto_ids) - present):
         notes.setdefault(missing, []).append("this test cell is missing from the submission (deleted?): 0 points")
     from autograder.grading.gradebook import submission_records

@@ -28,6 +28,7 @@ from autograder.pages import render, shown, write_page
 from autograder.grading.results import graded_cells
 from autograder.grading.submissions import read_notebook
 from autograder.text import REPLACEMENT
+from autograder.notebook_code import nbgrader_meta
 
 SHEET_CSV = "manual_grades.csv"
 COLUMNS = ["student_id", "question", "max_points", "points", "comment"]
@@ -47,7 +48,7 @@ def answers(run: Path, student_id: str) -> dict[str, str]:
     nb = read_notebook(course_path(Path(run), "submitted", student_id) / f"{cfg.NOTEBOOK_NAME}.ipynb")
     found = {}
     for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+        gid = nbgrader_meta(cell).get("grade_id", "")
         if isinstance(gid, str) and gid.startswith("q_") and isinstance(cell.source, str):
             found.setdefault(gid, cell.source)
     return found
@@ -65,7 +66,7 @@ def questions(release: Path = cfg.RELEASE_NOTEBOOK) -> dict[str, str]:
     cells = nbformat.read(release, as_version=4).cells
     found = {}
     for index, cell in enumerate(cells):
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        gid = nbgrader_meta(cell).get("grade_id")
         if gid in manual_ids:
             found[gid] = cells[index - 1].source if index else ""
     return found

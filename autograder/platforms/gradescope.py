@@ -30,6 +30,7 @@ from nbgrader.preprocessors import ClearHiddenTests
 
 import course_config as cfg
 from autograder.errors import InputError
+from autograder.files import atomic_path, atomic_write
 from autograder.grading.grade import Grader, GradeRow, graded_cells, zero_row
 from autograder.grading.results import GraderFault
 from autograder.notebook_code import is_test_cell
@@ -113,13 +114,11 @@ def build_zip(dest: Path) -> Path:
     if missing:
         raise InputError(f"{cfg.ROOT}: {', '.join(missing)} missing; run from a complete checkout")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w") as archive:
+    with atomic_path(dest) as tmp, zipfile.ZipFile(tmp, "w") as archive:
         write_member(archive, "setup.sh", SETUP_SH.encode(), executable=True)
         write_member(archive, "run_autograder", RUN_AUTOGRADER.encode(), executable=True)
         for path, name in members:
             write_member(archive, name, path.read_bytes(), executable=os.access(path, os.X_OK))
-    os.replace(tmp, dest)
     return dest
 
 
@@ -240,10 +239,7 @@ def grade_submission(root: Path) -> dict[str, Any]:
 def write_results(results: dict[str, Any], path: Path) -> Path:
     """Write ``results`` as JSON to ``path`` through a temporary file; return ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, json.dumps(results, indent=2) + "\n")
 
 
 def run(root: Path = GRADESCOPE_ROOT) -> dict[str, Any] | None:
