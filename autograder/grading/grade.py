@@ -15,21 +15,17 @@ resumes), and ``grades.csv`` is replaced atomically after each submission.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import csv
 import io
 import json
 import logging
 import os
-import queue
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +36,7 @@ from autograder.grading import canary as canaries
 from autograder.grading.canary import CANARY_ID, Canary, CanaryFailed
 from autograder.grading.results import (GRADER_ERROR, GradeRow, Task, auto_max, fault_row, grader_fingerprint,
                                         graded_cells, write_task, zero_row)
+from autograder.grading.slots import Slot, SlotPool
 from autograder.grading.store import ResultStore, sha256
 from autograder.grading.submissions import REPAIRED, Submission, find_submissions
 
@@ -106,13 +103,6 @@ def worker_context():
     return _CONTEXT
 
 
-@dataclass
-class Slot:
-    """One worker's seat: its kernel user (None: not sandboxed) and its warm-kernel zygote, if any."""
-    uid: int | None
-    zygote: Zygote | None = None
-
-
 class Grader:
     """Grades submissions one at a time into ``out``; thread-safe for parallel slots.
 
@@ -131,27 +121,10 @@ class Grader:
         worker_context()  # start the fork server first: it imports while the template is built
         self.sandboxed, self.isolation = sandbox_mode()
         self.threads = max(1, min(cfg.KERNEL_THREADS, (os.cpu_count() or 1) // max(1, workers)))
-        self.slots: queue.Queue[Slot] = queue.Queue()
-        self._uid_locks = []
-        seats = max(1, workers) + spare
-        if self.sandboxed:
-            from autograder.kernel import sandbox
-
-            try:
-                self._uid_locks = sandbox.reserve_uids(seats, cfg.SANDBOX_UID_BASE)
-            except RuntimeError as busy:  # every uid of the range is locked by other runs
-                raise SetupError(str(busy)) from None
-            uids = [uid for uid, _ in self._uid_locks]
-        else:
-            uids = [None] * seats
-        self._all_slots = [Slot(uid) for uid in uids]
-        self.canary_slot = self._all_slots[-1] if spare else None  # after the workers' slots: zygote-<workers>
-        for slot in self._all_slots[:max(1, workers)]:
-            self.slots.put(slot)
+        self.pool = SlotPool(workers, spare=spare, sandboxed=self.sandboxed, make_zygote=self._zygote)
+        self.canary_slot = self.pool.canary_slot
         if warm:  # the zygotes import while the template, the gradebook and the cache are prepared
-            for index, slot in enumerate(self._all_slots):
-                slot.zygote = self._zygote(index)
-                slot.zygote.launch()
+            self.pool.launch_zygotes()
         from autograder.grading.course import generate_assignment, make_course  # nbgrader: imported while the zygotes start
 
         template = self.root / "template"
@@ -178,63 +151,27 @@ class Grader:
 
         A zygote that does not start leaves its slot on cold kernels, with a warning: slower, not wrong.
         """
-        for index, slot in enumerate(self._all_slots):
-            if slot.zygote is None:
-                slot.zygote = self._zygote(index)
-                slot.zygote.launch()  # all import at once
-        for slot in self._all_slots:
-            self._warm_or_cold(slot)
-
-    def _warm_or_cold(self, slot: Slot) -> None:
-        """Wait for the slot's zygote; one that does not start leaves the slot on cold kernels."""
-        from autograder.grading.warm import ZygoteFailure
-
-        try:
-            slot.zygote.start()
-        except (ZygoteFailure, OSError) as failure:
-            log.warning("cold kernels for this slot: %s", failure)
-            slot.zygote.stop()
-            slot.zygote = None
+        self.pool.start_zygotes()
 
     @property
     def zygotes(self) -> list[Zygote]:
         """The slots' zygotes that are running (none: every kernel starts cold)."""
-        return [slot.zygote for slot in self._all_slots if slot.zygote is not None and slot.zygote.info]
+        return self.pool.zygotes
 
-    def _zygote(self, index: int) -> Zygote:
+    def _zygote(self, index: int, uid: int | None) -> Zygote:
         """A (not yet started) zygote for slot ``index``; its log stays in ``.course/zygote-<index>.log``."""
         from autograder.grading.warm import Zygote
 
-        slot = self._all_slots[index]
         # the notebook's data and figures, which the release ships too (bound read-only for kernels)
-        return Zygote(slot.uid, cfg.SOURCE_DIR / cfg.ASSIGNMENT_ID, self.threads, self.root / f"zygote-{index}.log")
+        return Zygote(uid, cfg.SOURCE_DIR / cfg.ASSIGNMENT_ID, self.threads, self.root / f"zygote-{index}.log")
 
     def close(self) -> None:
-        """Stop the zygotes (nothing else outlives a run)."""
-        for slot in self._all_slots:
-            if slot.zygote is not None:
-                slot.zygote.stop()
-                slot.zygote = None
+        """Stop the zygotes and release the kernel users' locks (nothing else outlives a run)."""
+        self.pool.close()
 
-    @contextlib.contextmanager
-    def slot(self, *, canary: bool = False) -> Iterator[Slot]:
-        """A free worker slot for one submission (``canary``: the canary's own, if there is one); a
-        dead zygote is restarted first (or left cold)."""
-        own = canary and self.canary_slot is not None
-        slot = self.canary_slot if own else self.slots.get()
-        try:
-            if slot.zygote is not None and not slot.zygote.alive():
-                log.warning("the zygote of a slot died (%s); starting another", slot.zygote.log)
-                slot.zygote.stop()
-                slot.zygote = self._zygote(self._all_slots.index(slot))
-                self._warm_or_cold(slot)
-            yield slot
-        finally:
-            if own and slot.zygote is not None:  # the canary's slot serves once: its memory back
-                slot.zygote.stop()
-                slot.zygote = None
-            elif not own:
-                self.slots.put(slot)
+    def slot(self, *, canary: bool = False):
+        """A free worker slot for one submission (``SlotPool.acquire``)."""
+        return self.pool.acquire(canary=canary)
 
     def run_canary(self) -> Canary:
         """Grade the reference solution here; raise ``CanaryFailed`` (saying why) unless it gets full marks."""
