@@ -15,27 +15,21 @@ resumes), and ``grades.csv`` is replaced atomically after each submission.
 from __future__ import annotations
 
 import concurrent.futures
-import csv
-import io
 import json
 import logging
 import os
-import shutil
-import signal
-import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import course_config as cfg
-from autograder.errors import InputError, SetupError
-from autograder.files import atomic_write
 from autograder.grading import canary as canaries
 from autograder.grading.canary import CANARY_ID, Canary, CanaryFailed
-from autograder.grading.results import (GRADER_ERROR, GradeRow, Task, auto_max, fault_row, grader_fingerprint,
-                                        graded_cells, write_task, zero_row)
+from autograder.grading.dispatch import run_worker, worker_context
+from autograder.grading.machine import grading_device, sandbox_mode
+from autograder.grading.results import (GradeRow, Task, auto_max, fault_row, fault_summary, grader_fingerprint,
+                                        graded_cells, row_from_result, write_grades, write_task, zero_row)
 from autograder.grading.slots import Slot, SlotPool
 from autograder.grading.store import ResultStore, sha256
 from autograder.grading.submissions import REPAIRED, Submission, find_submissions
@@ -43,64 +37,10 @@ from autograder.grading.submissions import REPAIRED, Submission, find_submission
 if TYPE_CHECKING:
     from autograder.grading.warm import Zygote
 
-__all__ = ["Canary", "CanaryFailed", "GradeRow", "Grader", "auto_max", "fault_row", "grade", "graded_cells", "write_grades",
-           "zero_row"]
+__all__ = ["Canary", "CanaryFailed", "GradeRow", "Grader", "auto_max", "fault_row", "fault_summary", "grade",
+           "graded_cells", "grading_device", "sandbox_mode", "worker_context", "write_grades", "zero_row"]
 
 log = logging.getLogger(__name__)
-
-
-def grading_device() -> str:
-    """What the kernels will run on, from the device policy and the visible GPUs (an empty
-    ``CUDA_VISIBLE_DEVICES``, which kernels inherit, hides them all)."""
-    hidden = os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1")
-    if cfg.DEVICE_POLICY == "cpu" or hidden or shutil.which("nvidia-smi") is None:
-        return "cpu"
-    listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
-    gpus = [line.split(" (UUID")[0] for line in listing.stdout.splitlines() if line.startswith("GPU ")]
-    return f"cuda ({gpus[0]})" if gpus else "cpu"
-
-
-def sandbox_mode() -> tuple[bool, str]:
-    """(sandbox on?, isolation label) from ``course_config.SANDBOX`` and what this machine permits.
-
-    The label goes into every row's ``isolation`` column: ``sandbox``, or ``NONE: <why>``.
-    """
-    from autograder.kernel import sandbox
-
-    if cfg.SANDBOX not in ("auto", "require", "off"):
-        raise InputError(f"course_config.SANDBOX must be 'auto', 'require' or 'off', not {cfg.SANDBOX!r}")
-    if cfg.SANDBOX == "off":
-        return False, "NONE: sandbox off in course_config.SANDBOX"
-    reason = sandbox.available()
-    if reason is None:
-        return True, "sandbox"
-    if cfg.SANDBOX == "require":
-        raise SetupError(f"course_config.SANDBOX is 'require' but {reason}; no submission was graded")
-    return False, f"NONE: {reason}"
-
-
-_CONTEXT = None
-
-
-def worker_context():
-    """A fork server with nbgrader imported: workers start in milliseconds, not seconds.
-
-    Forking the grader itself is unsafe (it runs threads); the fork server is a clean,
-    single-threaded process that only imports.
-    """
-    global _CONTEXT
-    if _CONTEXT is None:
-        import multiprocessing
-
-        from multiprocessing import forkserver
-
-        _CONTEXT = multiprocessing.get_context("forkserver")
-        # torch too, with torch._dynamo, which its optimizers import on their first step (1.1 s): the
-        # judge compares tensors and computes reference trajectories in the worker
-        _CONTEXT.set_forkserver_preload(["autograder.grading.worker", "nbgrader.apps", "autograder.grading.execute", "torch",
-                                         "torch._dynamo"])
-        forkserver.ensure_running()  # its imports overlap with the grader's own set-up
-    return _CONTEXT
 
 
 class Grader:
@@ -169,16 +109,12 @@ class Grader:
         """Stop the zygotes and release the kernel users' locks (nothing else outlives a run)."""
         self.pool.close()
 
-    def slot(self, *, canary: bool = False):
-        """A free worker slot for one submission (``SlotPool.acquire``)."""
-        return self.pool.acquire(canary=canary)
-
     def run_canary(self) -> Canary:
         """Grade the reference solution here; raise ``CanaryFailed`` (saying why) unless it gets full marks."""
         folder = self.root / "canary"
         folder.mkdir(exist_ok=True)
         submission = Submission(CANARY_ID, cfg.REFERENCE_SUBMISSION)
-        with self.slot(canary=True) as slot:
+        with self.pool.acquire(canary=True) as slot:
             result = self._run_worker(submission, slot, folder)
         row = self.row_from_result(result)
         failure = canaries.failure_message(row, self.auto_ids, isolation=self.isolation, device=self.device,
@@ -191,8 +127,7 @@ class Grader:
         return self.canary
 
     def cached(self, submission: Submission) -> tuple[GradeRow | None, bool]:
-        """(the stored result of this exact submission by this exact grader, if any and not a grader
-        fault; whether the stored result is of this notebook by another version of the tests or points)."""
+        """(the stored row of this submission by this grader, if any: ``ResultStore.stored``; whether it is stale)."""
         stored, stale = self.store.stored(submission, self.fingerprint)
         return (self.row_from_result(stored) if stored is not None else None), stale
 
@@ -213,7 +148,7 @@ class Grader:
         """Grade one submission; never raises for a problem of the submission itself.
 
         ``held``: its result, log, feedback and autograded notebook stay in ``self.held`` until
-        ``release_held`` puts them where graded ones go (or ``drop_held`` removes them), so that
+        ``store.release_held`` puts them where graded ones go (or ``store.drop_held`` removes them), so
         nothing graded before the canary's verdict replaces what an earlier run kept.
         """
         start = time.perf_counter()
@@ -225,7 +160,7 @@ class Grader:
         if submission.problem:
             result = {"student_id": submission.student_id, "error": submission.problem}
         else:
-            with self.slot() as slot:
+            with self.pool.acquire() as slot:
                 result = self._run_worker(submission, slot, folder)
         result.update(submission_sha256=sha256(submission.path), grader=self.fingerprint, device=self.device,
                       isolation=self.isolation)
@@ -233,17 +168,9 @@ class Grader:
         self.store.save(folder, result)
         return self.row_from_result(result)
 
-    def release_held(self, student_id: str) -> None:
-        self.store.release_held(student_id)
-
-    def drop_held(self) -> None:
-        self.store.drop_held()
-
     def _run_worker(self, submission: Submission, slot: Slot, folder: Path) -> dict:
+        """Grade ``submission`` in a worker process on ``slot``; its result (a dict of ``results.py``'s kinds)."""
         from dataclasses import asdict
-
-        from autograder.kernel import sandbox
-        from autograder.grading.worker import child_main, worker_cgroup
 
         uid = slot.uid
         sid = submission.student_id
@@ -256,81 +183,16 @@ class Grader:
         task_path = write_task(folder / f"{sid}.task.json", task)
         log_path = folder / f"{sid}.log"  # nbgrader's log, for the instructor
         limit = 2 * self.submission_timeout  # a submission with a timed-out cell is graded twice
-        start = time.perf_counter()
-        process, out_of_memory = None, False
-        try:
-            process = worker_context().Process(target=child_main, args=(str(task_path), str(log_path)))
-            process.start()
-            process.join(limit)
-            if process.is_alive():
-                os.killpg(process.pid, signal.SIGKILL)
-                process.join()
-                return {"student_id": sid, "error": f"grading took longer than {limit:.0f} s and was stopped"}
-        except OSError as error:  # the machine (no memory or processes left for a worker)
-            return {"student_id": sid, "grader_error": f"could not start a grading worker: {error}"}
-        finally:
-            if uid is not None:
-                sandbox.kill_user(uid)
-            if process is not None and process.pid is not None:
-                out_of_memory = sandbox.oom_killed(worker_cgroup(process.pid))
-                sandbox.remove_cgroup(worker_cgroup(process.pid))
-            task_path.unlink(missing_ok=True)
-        if not result_path.is_file():
-            log.warning("worker for %s failed (exit %s); its log: %s", sid, process.exitcode, log_path)
-            why = f"ran out of its {cfg.WORKER_MEMORY_MB} MB (course_config.WORKER_MEMORY_MB)" if out_of_memory \
-                else f"crashed (exit {process.exitcode})"
-            return {"student_id": sid, "grader_error": f"the grading worker {why} after "
-                                                       f"{time.perf_counter() - start:.0f} s; see {log_path}"}
+        failure = run_worker(task_path, log_path, result_path, sid, uid, limit)
+        if failure is not None:
+            return failure
         result = json.loads(result_path.read_text())
         result_path.unlink()
         self.store.keep_outputs(sid, course, result, folder)
         return result
 
     def row_from_result(self, result: dict) -> GradeRow:
-        sid = result["student_id"]
-        if "grader_error" in result:
-            row = fault_row(sid, result["grader_error"], self.auto_ids, self.manual_ids)
-        elif "error" in result:
-            row = zero_row(sid, result["error"], self.auto_ids, self.manual_ids)
-        else:
-            cells: dict[str, float | None] = {gid: float(result["cells"].get(gid, 0.0)) for gid in self.auto_ids}
-            cells.update({gid: None for gid in self.manual_ids})
-            row = GradeRow(sid, sum(cells[g] or 0.0 for g in self.auto_ids), auto_max(self.auto_ids), cells, "graded",
-                           result.get("failed", {}), result.get("notes", {}))
-            feedback = result.get("feedback")
-            row.feedback = Path(feedback) if feedback else None
-        row.seconds, row.device = result.get("seconds", 0.0), result.get("device", "")
-        row.isolation = result.get("isolation", self.isolation)
-        return row
-
-
-def csv_header(auto_ids: list[str], manual_ids: list[str]) -> list[str]:
-    return ["student_id", "autograded_score", "autograded_max", *auto_ids, *manual_ids, "status", "device", "isolation"]
-
-
-def write_grades(rows: list[GradeRow], path: Path, auto_ids: list[str], manual_ids: list[str]) -> None:
-    """Write ``grades.csv`` atomically: a reader sees the old file or the new one, never half.
-
-    A row the grader failed on has empty score cells: no number stands where none was earned.
-    """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(csv_header(auto_ids, manual_ids))
-    for row in sorted(rows, key=lambda r: r.student_id):
-        values = ["" if row.cells.get(g) is None else f"{row.cells[g]:g}" for g in auto_ids + manual_ids]
-        score = "" if row.score is None else f"{row.score:g}"
-        writer.writerow([row.student_id, score, f"{row.max_score:g}", *values, row.status, row.device, row.isolation])
-    atomic_write(path, buffer.getvalue())
-
-
-def fault_summary(rows: list[GradeRow]) -> str | None:
-    """One line naming how many submissions the grader failed on and why; None when there are none."""
-    faults = Counter(row.status.removeprefix(GRADER_ERROR) for row in rows if row.grader_fault)
-    if not faults:
-        return None
-    reasons = "; ".join(f"{reason} ({count}x)" for reason, count in faults.most_common())
-    return (f"{sum(faults.values())} submission(s) could not be graded because of the grader or the machine, "
-            f"not the students (empty scores, graded again on the next run): {reasons}")
+        return row_from_result(result, self.auto_ids, self.manual_ids, self.isolation)
 
 
 def grade(submissions_folder: Path, out: Path, *, workers: int = 1, shard: tuple[int, int] | None = None,
@@ -455,7 +317,7 @@ def grade_todo(grader: Grader, todo: list[Submission], rows: dict[str, GradeRow]
                 verdict.result()
             except CanaryFailed as failure:  # no student is graded on a machine that fails the reference
                 concurrent.futures.wait(early)
-                grader.drop_held()  # nothing of theirs is kept: graded again on the next run
+                grader.store.drop_held()  # nothing of theirs is kept: graded again on the next run
                 log.error("%s", failure)
                 for submission in todo:
                     rows[submission.student_id] = fault_row(submission.student_id, f"not graded, the canary failed: {failure}",
@@ -472,9 +334,9 @@ def grade_todo(grader: Grader, todo: list[Submission], rows: dict[str, GradeRow]
                     if canaries.grade_again(row, longer):
                         again.append(submission)
                     else:
-                        grader.release_held(submission.student_id)
+                        grader.store.release_held(submission.student_id)
                         keep(submission, row)
-                grader.drop_held()
+                grader.store.drop_held()
                 todo = again + todo[len(beside):]
         for submission, row in zip(todo, pool.map(grader.grade, todo)):
             keep(submission, row)

@@ -15,7 +15,10 @@ A result is one of three kinds:
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -137,3 +140,51 @@ def cell_seconds(executed_notebook: Path, *, every_cell: bool = False) -> dict[s
             parse = datetime.fromisoformat
             times[gid] = (parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds()
     return times
+
+
+def row_from_result(result: dict, auto_ids: list[str], manual_ids: list[str], isolation: str) -> GradeRow:
+    """The grade row of a worker's (or a stored) result; ``isolation`` when the result names none."""
+    sid = result["student_id"]
+    if "grader_error" in result:
+        row = fault_row(sid, result["grader_error"], auto_ids, manual_ids)
+    elif "error" in result:
+        row = zero_row(sid, result["error"], auto_ids, manual_ids)
+    else:
+        cells: dict[str, float | None] = {gid: float(result["cells"].get(gid, 0.0)) for gid in auto_ids}
+        cells.update({gid: None for gid in manual_ids})
+        row = GradeRow(sid, sum(cells[g] or 0.0 for g in auto_ids), auto_max(auto_ids), cells, "graded",
+                       result.get("failed", {}), result.get("notes", {}))
+        feedback = result.get("feedback")
+        row.feedback = Path(feedback) if feedback else None
+    row.seconds, row.device = result.get("seconds", 0.0), result.get("device", "")
+    row.isolation = result.get("isolation", isolation)
+    return row
+
+
+def csv_header(auto_ids: list[str], manual_ids: list[str]) -> list[str]:
+    return ["student_id", "autograded_score", "autograded_max", *auto_ids, *manual_ids, "status", "device", "isolation"]
+
+
+def write_grades(rows: list[GradeRow], path: Path, auto_ids: list[str], manual_ids: list[str]) -> None:
+    """Write ``grades.csv`` atomically: a reader sees the old file or the new one, never half.
+
+    A row the grader failed on has empty score cells: no number stands where none was earned.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(csv_header(auto_ids, manual_ids))
+    for row in sorted(rows, key=lambda r: r.student_id):
+        values = ["" if row.cells.get(g) is None else f"{row.cells[g]:g}" for g in auto_ids + manual_ids]
+        score = "" if row.score is None else f"{row.score:g}"
+        writer.writerow([row.student_id, score, f"{row.max_score:g}", *values, row.status, row.device, row.isolation])
+    atomic_write(path, buffer.getvalue())
+
+
+def fault_summary(rows: list[GradeRow]) -> str | None:
+    """One line naming how many submissions the grader failed on and why; None when there are none."""
+    faults = Counter(row.status.removeprefix(GRADER_ERROR) for row in rows if row.grader_fault)
+    if not faults:
+        return None
+    reasons = "; ".join(f"{reason} ({count}x)" for reason, count in faults.most_common())
+    return (f"{sum(faults.values())} submission(s) could not be graded because of the grader or the machine, "
+            f"not the students (empty scores, graded again on the next run): {reasons}")
