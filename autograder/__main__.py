@@ -236,11 +236,47 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("-v", "--verbose", action="store_true", help="show nbgrader's log")
     sub = p.add_subparsers(dest="command", required=True)
+    add_authoring_commands(sub)
+    add_grading_commands(sub)
+    add_marking_commands(sub)
+    return p
 
+
+def add_authoring_commands(sub) -> None:
+    """release, calibrate, check, selftest, figures, make-data: before students get the assignment."""
     r = sub.add_parser("release", help="generate release/ from source/ and check it for leaks and drift")
     r.add_argument("--check", action="store_true", help="only check the committed release")
     r.set_defaults(handler=cmd_release)
 
+    c = sub.add_parser("calibrate", help="run the reference through the convergence tests over many seeds",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("--seeds", type=int, default=cfg.CALIBRATION_SEEDS, help="number of seeds")
+    c.set_defaults(handler=cmd_calibrate)
+
+    ck = sub.add_parser("check", help="run a notebook's visible tests in a fresh kernel (for students)")
+    ck.add_argument("notebook", help="the notebook to check")
+    ck.set_defaults(handler=cmd_check)
+
+    st = sub.add_parser("selftest", help="grade reference, blank and mutants; calibrate; exit 1 on a surprise",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    st.add_argument("--seeds", type=int, default=cfg.CALIBRATION_SEEDS, help="calibration seeds")
+    st.add_argument("--workers", type=int, default=2, help="submissions graded in parallel")
+    st.set_defaults(handler=cmd_selftest)
+
+    fg = sub.add_parser("figures", help="make the notebook's figures (the tutorial's experiments on full MNIST)")
+    fg.add_argument("--quick", action="store_true", help="smoke run on the shipped subset, into out/figures-quick")
+    fg.set_defaults(handler=cmd_figures)
+
+    m = sub.add_parser("make-data", help="write (or --check) the MNIST subset")
+    m.add_argument("--check", action="store_true", help="verify checksums, write nothing")
+    m.add_argument("--from", dest="source", type=Path, metavar="DIR",
+                   help=f"folder of the four official MNIST .gz files (default: ${cfg.MNIST_DIR_VARIABLE}); "
+                        f"from http://yann.lecun.com/exdb/mnist/ or {cfg.MNIST_MIRROR}")
+    m.set_defaults(handler=cmd_make_data)
+
+
+def add_grading_commands(sub) -> None:
+    """grade, merge, gradescope-zip, demo, doctor: grading a class and the machine it runs on."""
     g = sub.add_parser("grade", help="autograde submissions, write grades.csv and feedback",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g.add_argument("submissions", help="nbgrader submitted/ tree, folder of <student>.ipynb, or an LMS .zip export")
@@ -258,6 +294,25 @@ def parser() -> argparse.ArgumentParser:
     mg.add_argument("--out", required=True, help="folder for the merged grades.csv, feedback and report")
     mg.set_defaults(handler=cmd_merge)
 
+    gz = sub.add_parser("gradescope-zip", help="build the Gradescope autograder zip (setup.sh, run_autograder)",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    gz.add_argument("--out", default="out/gradescope.zip", help="where to write the zip")
+    gz.set_defaults(handler=cmd_gradescope_zip)
+
+    d = sub.add_parser("demo", help="release, then grade the example submissions",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d.add_argument("--out", default="out/demo", help="output folder")
+    d.add_argument("--workers", type=int, default=2, help="submissions graded in parallel")
+    d.set_defaults(handler=cmd_demo)
+
+    dr = sub.add_parser("doctor", help="what this machine gives the grader (sandbox, GPU, limits), then the canary",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    dr.add_argument("--out", help="folder for the canary's output (default: a temporary folder)")
+    dr.set_defaults(handler=cmd_doctor)
+
+
+def add_marking_commands(sub) -> None:
+    """formgrader, manual-sheet, manual-import, feedback, export: after the autograder."""
     fm = sub.add_parser("formgrader", help="nbgrader's formgrader on a run's class gradebook (loopback only)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     fm.add_argument("run", help="a grade --out folder")
@@ -288,49 +343,6 @@ def parser() -> argparse.ArgumentParser:
                                      "column and the students without a submission (default: student ids only)")
     ex.add_argument("--times", action="append", metavar="FILE", help=times_help)
     ex.set_defaults(handler=cmd_export)
-
-    gz = sub.add_parser("gradescope-zip", help="build the Gradescope autograder zip (setup.sh, run_autograder)",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    gz.add_argument("--out", default="out/gradescope.zip", help="where to write the zip")
-    gz.set_defaults(handler=cmd_gradescope_zip)
-
-    d = sub.add_parser("demo", help="release, then grade the example submissions",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    d.add_argument("--out", default="out/demo", help="output folder")
-    d.add_argument("--workers", type=int, default=2, help="submissions graded in parallel")
-    d.set_defaults(handler=cmd_demo)
-
-    dr = sub.add_parser("doctor", help="what this machine gives the grader (sandbox, GPU, limits), then the canary",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    dr.add_argument("--out", help="folder for the canary's output (default: a temporary folder)")
-    dr.set_defaults(handler=cmd_doctor)
-
-    c = sub.add_parser("calibrate", help="run the reference through the convergence tests over many seeds",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    c.add_argument("--seeds", type=int, default=cfg.CALIBRATION_SEEDS, help="number of seeds")
-    c.set_defaults(handler=cmd_calibrate)
-
-    ck = sub.add_parser("check", help="run a notebook's visible tests in a fresh kernel (for students)")
-    ck.add_argument("notebook", help="the notebook to check")
-    ck.set_defaults(handler=cmd_check)
-
-    st = sub.add_parser("selftest", help="grade reference, blank and mutants; calibrate; exit 1 on a surprise",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    st.add_argument("--seeds", type=int, default=cfg.CALIBRATION_SEEDS, help="calibration seeds")
-    st.add_argument("--workers", type=int, default=2, help="submissions graded in parallel")
-    st.set_defaults(handler=cmd_selftest)
-
-    fg = sub.add_parser("figures", help="make the notebook's figures (the tutorial's experiments on full MNIST)")
-    fg.add_argument("--quick", action="store_true", help="smoke run on the shipped subset, into out/figures-quick")
-    fg.set_defaults(handler=cmd_figures)
-
-    m = sub.add_parser("make-data", help="write (or --check) the MNIST subset")
-    m.add_argument("--check", action="store_true", help="verify checksums, write nothing")
-    m.add_argument("--from", dest="source", type=Path, metavar="DIR",
-                   help=f"folder of the four official MNIST .gz files (default: ${cfg.MNIST_DIR_VARIABLE}); "
-                        f"from http://yann.lecun.com/exdb/mnist/ or {cfg.MNIST_MIRROR}")
-    m.set_defaults(handler=cmd_make_data)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
