@@ -31,7 +31,7 @@ from nbgrader.api import Gradebook, MissingEntry
 
 import course_config as cfg
 from autograder.errors import InputError
-from autograder.csvfiles import write_csv_atomically
+from autograder.csvfiles import format_points, write_csv_atomically
 from autograder.grading.gradebook import course_path, require_gradebook
 from autograder.late import (TIME_FIX, TIMESTAMP_FILE, Lateness, check_policy, due_date, lateness, parse_time,
                              read_times)
@@ -196,10 +196,6 @@ def write_final_csv(grades: list[FinalGrade], path: Path) -> Path:
                      g.late.penalty, g.score if g.final else None, g.max_score, "; ".join(g.flags)])
     write_csv_atomically(path, header, rows)
     return path
-
-
-def number(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
 
 
 @dataclass
@@ -437,8 +433,8 @@ def summary(grades: list[FinalGrade], file: LmsFile | None = None) -> str:
         notes = "; ".join(g.flags) or g.late.describe()
         if g.notes:
             notes += "; " + "; ".join(g.notes)
-        lines.append(f"{g.student_id:24} {number(g.raw_score):>6} {'-' + format(g.late.penalty, 'g'):>6} "
-                     f"{number(g.score) if g.final else '(none)':>6}  {notes}")
+        lines.append(f"{g.student_id:24} {format_points(g.raw_score):>6} {'-' + format(g.late.penalty, 'g'):>6} "
+                     f"{format_points(g.score) if g.final else '(none)':>6}  {notes}")
     if file is not None:
         if file.missing:
             what = "0" if cfg.MISSING_SUBMISSION == "zero" else "a blank"

@@ -26,14 +26,14 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 import course_config as cfg
+from autograder.csvfiles import parse_points
 from autograder.errors import InputError
-from autograder.grading.results import auto_max, graded_cells
+from autograder.grading.results import STUDENT_ERROR, auto_max, graded_cells
 from autograder.reports.report import short_id
 from autograder.grading.shards import read_grades
 from autograder.text import storable
 
 FIXED_COLUMNS = ("student_id", "autograded_score", "autograded_max", "status")
-ERROR_PREFIX = "error: "  # how grade.zero_row marks a submission it could not grade
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,8 @@ class ClassSummary:
 
 
 def number(value: str, path: Path, student: str, column: str) -> float:
-    """``float(value)``, or a ``ValueError`` naming the file, row and column."""
-    try:
-        return float(value)
-    except ValueError:
-        raise InputError(f"{path}: student {student!r}, column {column!r} holds {value!r}, not a number; "
-                         "was the file edited by hand?") from None
+    """``float(value)``, or an ``InputError`` naming the file, row and column."""
+    return parse_points(value, f"{path}: student {student!r}, column {column!r}")
 
 
 def read_rows(grades_csv: Path, auto_ids: list[str]) -> list[dict[str, str]]:
@@ -77,9 +73,9 @@ def read_rows(grades_csv: Path, auto_ids: list[str]) -> list[dict[str, str]]:
 
 def summarize(rows: list[dict[str, str]], auto_ids: list[str], path: Path) -> ClassSummary:
     """Per-cell pass rates and means over the graded rows; errors set apart. Reads and changes nothing."""
-    graded = [r for r in rows if not r["status"].startswith(ERROR_PREFIX)]
-    errors = [(r["student_id"], r["status"].removeprefix(ERROR_PREFIX)) for r in rows
-              if r["status"].startswith(ERROR_PREFIX)]
+    graded = [r for r in rows if not r["status"].startswith(STUDENT_ERROR)]
+    errors = [(r["student_id"], r["status"].removeprefix(STUDENT_ERROR)) for r in rows
+              if r["status"].startswith(STUDENT_ERROR)]
     cells = []
     for gid in auto_ids:
         points = float(cfg.POINTS[gid])
