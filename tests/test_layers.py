@@ -39,12 +39,18 @@ def layer(module: str) -> str:
 
 
 def imports(source: str, module: str) -> list[tuple[str, int, bool]]:
-    """(imported module, line, at module level) for every import of ``source``; ``from autograder.x import y``
-    counts as ``autograder.x.y`` when that is a module of the package."""
+    """(imported module, line, at module level) for every import of ``source`` that runs (not those under
+    ``if TYPE_CHECKING:``, which only type checkers read); ``from autograder.x import y`` counts as
+    ``autograder.x.y`` when that is a module of the package."""
     tree = ast.parse(source)
     top = {id(node) for node in tree.body}
+    typing_only = {id(inner) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+                   for inner in ast.walk(node)}
     found = []
     for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             found += [(alias.name, node.lineno, id(node) in top) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
