@@ -134,3 +134,15 @@ def test_call_expression_reaches_the_module_through_builtins():
     expression = kernel.call_expression("_w4abc", "record", ["a", "b"])
     assert expression == "__import__('builtins')._w4abc.record(['a', 'b'])"
     assert kernel.new_token() != kernel.new_token() and kernel.new_token().startswith("_w4")
+
+
+def test_one_builder_makes_every_kernels_sandbox_with_the_course_limits():
+    import course_config as cfg
+    from autograder.grading.machine import kernel_sandbox
+
+    built = kernel_sandbox(60001, {"/home/student/data": "/c/data"}, "/x/ipc", 2, cgroup="w4/a", controllers=["pids"])
+    assert (built.uid, built.gid, built.ipc, built.cgroup, built.cgroup_controllers) == (60001, 60001, "/x/ipc", "w4/a",
+                                                                                         ["pids"])
+    assert built.memory_bytes == cfg.KERNEL_MEMORY_MB * 2**20 and built.max_processes == cfg.KERNEL_MAX_PROCESSES
+    assert built.env == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    assert kernel_sandbox(60001, {}, "/x/ipc", 1).cgroup_controllers == []

@@ -7,6 +7,7 @@ import subprocess
 
 import course_config as cfg
 from autograder.errors import InputError, SetupError
+from autograder.grading.settings import thread_env
 
 
 def grading_device() -> str:
@@ -37,3 +38,16 @@ def sandbox_mode() -> tuple[bool, str]:
     if cfg.SANDBOX == "require":
         raise SetupError(f"course_config.SANDBOX is 'require' but {reason}; no submission was graded")
     return False, f"NONE: {reason}"
+
+
+def kernel_sandbox(uid: int, files: dict[str, str], ipc: str, threads: int, *, cgroup: str | None = None,
+                   controllers: list[str] | None = None):
+    """The ``SandboxConfig`` of a grading kernel, cold or a zygote's: user ``uid``, this course's limits
+    (``course_config``), the Python environment read-only, ``files`` bound read-only, sockets in ``ipc``."""
+    from autograder.kernel import sandbox
+
+    return sandbox.SandboxConfig(
+        uid=uid, gid=uid, readonly=sandbox.python_environment(), masked=sandbox.hidden_packages(), files=files,
+        ipc=ipc, memory_bytes=cfg.KERNEL_MEMORY_MB * 2**20, max_processes=cfg.KERNEL_MAX_PROCESSES,
+        scratch_bytes=cfg.KERNEL_SCRATCH_MB * 2**20, cgroup=cgroup, env=thread_env(threads),
+        cgroup_controllers=list(controllers or []))

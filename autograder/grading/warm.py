@@ -21,6 +21,7 @@ from pathlib import Path
 import course_config as cfg
 from autograder.errors import SetupError
 from autograder.kernel import sandbox, zygote
+from autograder.grading.machine import kernel_sandbox
 from autograder.grading.settings import thread_env
 
 ZYGOTE_FILE = Path(zygote.__file__).resolve()
@@ -105,10 +106,7 @@ class Zygote:
         files = {f"{zygote.COURSE_DIR}/{name}": str(self.course / name) for name in ("data", "figures")
                  if (self.course / name).is_dir()}
         files.update(sandbox.user_files(self.folder, self.uid))
-        return sandbox.SandboxConfig(
-            uid=self.uid, gid=self.uid, readonly=sandbox.python_environment(), masked=sandbox.hidden_packages(),
-            files=files, ipc=ipc, memory_bytes=cfg.KERNEL_MEMORY_MB * 2**20, max_processes=cfg.KERNEL_MAX_PROCESSES,
-            scratch_bytes=cfg.KERNEL_SCRATCH_MB * 2**20, env=thread_env(self.threads))
+        return kernel_sandbox(self.uid, files, ipc, self.threads)
 
     def find_pid(self) -> int:
         """The host pid of the zygote's Python (bwrap's descendant running ``serve``)."""

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import course_config as cfg
 from autograder.grading.results import NOTE_PREFIX, GraderFault, Task, graded_cells, read_task, write_json
+from autograder.grading.machine import kernel_sandbox
 from autograder.grading.settings import thread_env
 from autograder.notebook_code import nbgrader_meta
 
@@ -71,12 +72,8 @@ def sandbox_setup(task: Task, course: Path) -> tuple[dict, str | None, Path]:
     else:  # Unix socket paths are limited to 107 bytes: a short folder, not one under the output
         ipc = Path(tempfile.mkdtemp(prefix="w4k-", dir="/tmp" if os.path.isdir("/tmp") else None))
     os.chown(ipc, task.sandbox_uid, task.sandbox_uid)
-    config = sandbox.SandboxConfig(
-        uid=task.sandbox_uid, gid=task.sandbox_uid, readonly=sandbox.python_environment(),
-        masked=sandbox.hidden_packages(), files=kernel_files(task, course), ipc=str(ipc),
-        memory_bytes=cfg.KERNEL_MEMORY_MB * 2**20, max_processes=cfg.KERNEL_MAX_PROCESSES,
-        scratch_bytes=cfg.KERNEL_SCRATCH_MB * 2**20, cgroup=cgroup, env=thread_env(task.threads),
-        cgroup_controllers=controllers)
+    config = kernel_sandbox(task.sandbox_uid, kernel_files(task, course), str(ipc), task.threads, cgroup=cgroup,
+                            controllers=controllers)
     jupyter = course / ".jupyter"
     if task.zygote:
         from autograder.grading import warm
