@@ -35,6 +35,28 @@ def test_a_manual_sheet_shows_every_text_escaped_isolated_and_cut(tmp_path):
     assert "more characters not shown" in page and len(page) < 3 * cfg.SHOWN_TEXT_CHARS + 10_000
 
 
+def test_a_manual_sheet_shows_the_figures_attached_to_the_release_question(tmp_path):
+    """The release's questions show their figures as cell attachments (so that the notebook works alone on
+    Colab); every sheet renders, and a question with a figure shows it embedded."""
+    prompts = manual.questions()
+    with_figure = [gid for gid, q in prompts.items() if "attachment:" in q.markdown]
+    assert with_figure, "no free-response question of the release shows an attached figure"
+    for gid, question in prompts.items():
+        page = manual.page(gid, question, "**Rubric.**", [])
+        assert "<h" in page or "<p>" in page, gid
+    gid = with_figure[0]
+    page = manual.page(gid, prompts[gid], "", [])
+    assert '<img src="data:image/png;base64,' in page and "attachment:" not in page
+    # a question whose figure is missing is an instructor's mistake: it stops with the figure's name
+    broken = manual.Question(prompts[gid].markdown, {})
+    try:
+        manual.page(gid, broken, "", [])
+    except Exception as error:  # nbconvert's InvalidNotebook
+        assert "missing attachment" in str(error)
+    else:
+        raise AssertionError("a question without its figure rendered")
+
+
 def test_the_similarity_page_names_left_out_and_repaired_students(tmp_path):
     reference = nbformat.read(cfg.REFERENCE_SUBMISSION, as_version=4)
     for name, text in [("mallory", AWKWARD), ("trudy", AWKWARD[:80])]:

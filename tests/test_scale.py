@@ -112,8 +112,9 @@ def test_kill_9_mid_run_loses_nothing_already_graded(folder, tmp_path):
 def test_grade_takes_an_lms_zip_export(tmp_path):
     archive = tmp_path / "export.zip"
     with zipfile.ZipFile(archive, "w") as z:
-        z.write(EXAMPLES / "blank.ipynb", "w4_alice_attempt_2026-11-20-10-00-00_W4_Tutorial1.ipynb")
-        z.writestr("w4_bob_attempt_2026-11-20-10-00-00_W4_Tutorial1.ipynb", "{broken")
+        # the names Canvas's "Download Submissions" gives (the course's LMS): <name>_<user id>_<file id>_<upload>
+        z.write(EXAMPLES / "blank.ipynb", "smithalice_1001_5001_W4_Tutorial1.ipynb")
+        z.writestr("jonesbob_1002_5002_W4_Tutorial1.ipynb", "{broken")
     rows = {row.student_id: row for row in grade(archive, tmp_path / "out")}
-    assert rows["alice"].status == "graded" and rows["alice"].score == 0
-    assert rows["bob"].status.startswith("error:") and "not valid JSON" in rows["bob"].status
+    assert rows["1001"].status == "graded" and rows["1001"].score == 0
+    assert rows["1002"].status.startswith("error:") and "not valid JSON" in rows["1002"].status

@@ -60,7 +60,13 @@ def answer_note(text: str) -> str:
             if REPLACEMENT in text else "")
 
 
-def questions(release: Path = cfg.RELEASE_NOTEBOOK) -> dict[str, str]:
+@dataclass
+class Question:
+    markdown: str
+    attachments: dict  # the cell's attached figures (``attachment:NAME`` in its markdown)
+
+
+def questions(release: Path = cfg.RELEASE_NOTEBOOK) -> dict[str, Question]:
     """Free-response grade id -> the question: the markdown cell just above the answer in the release."""
     _, manual_ids = graded_cells()
     cells = nbformat.read(release, as_version=4).cells
@@ -68,7 +74,8 @@ def questions(release: Path = cfg.RELEASE_NOTEBOOK) -> dict[str, str]:
     for index, cell in enumerate(cells):
         gid = nbgrader_meta(cell).get("grade_id")
         if gid in manual_ids:
-            found[gid] = cells[index - 1].source if index else ""
+            above = cells[index - 1] if index else {}
+            found[gid] = Question(above.get("source", ""), dict(above.get("attachments", {})))
     return found
 
 
@@ -108,19 +115,21 @@ def collect(run: Path) -> dict[str, list[Answer]]:
     return by_question
 
 
-def rendered(markdown: str) -> Markup:
+def rendered(markdown: str, attachments: dict | None = None) -> Markup:
     """The instructor's Markdown (question, rubric) as HTML, cleaned as any page built from a notebook is
-    (``autograder/sanitize.py``); math stays as written."""
+    (``autograder/sanitize.py``); math stays as written, and figures attached to the cell are embedded."""
     from autograder.sanitize import clean, render_markdown
 
-    return Markup(clean(render_markdown(shown(markdown))))
+    return Markup(clean(render_markdown(shown(markdown), attachments)))
 
 
-def page(gid: str, question: str, rubric: str, rows: list[Answer]) -> str:
+def page(gid: str, question: str | Question, rubric: str, rows: list[Answer]) -> str:
     """One question's page: the question and the rubric rendered from their Markdown, then a row per student
     (``templates/manual_sheet.html.j2``: every student's text escaped, each in an element of its own)."""
-    return render("manual_sheet.html.j2", gid=gid, points=float(cfg.POINTS[gid]), question=rendered(question),
-                  rubric=rendered(rubric), rows=rows)
+    if isinstance(question, str):
+        question = Question(question, {})
+    return render("manual_sheet.html.j2", gid=gid, points=float(cfg.POINTS[gid]),
+                  question=rendered(question.markdown, question.attachments), rubric=rendered(rubric), rows=rows)
 
 
 def write_manual_sheet(run: Path, out: Path) -> tuple[list[Path], Path]:
@@ -131,7 +140,7 @@ def write_manual_sheet(run: Path, out: Path) -> tuple[list[Path], Path]:
     pages = []
     lines = []
     for gid, rows in by_question.items():
-        pages.append(write_page(out / f"{gid}.html", page(gid, prompts.get(gid, ""), texts.get(gid, ""), rows)))
+        pages.append(write_page(out / f"{gid}.html", page(gid, prompts.get(gid, Question("", {})), texts.get(gid, ""), rows)))
         lines += [[a.student_id, gid, float(cfg.POINTS[gid]), a.points, a.comment] for a in rows if not a.no_response]
     sheet = out / SHEET_CSV
     write_csv_atomically(sheet, COLUMNS, lines)  # a comment that starts like a formula stays text
