@@ -219,7 +219,8 @@ def read_release(release_notebook: Path = cfg.RELEASE_NOTEBOOK) -> Release:
 
 
 @dataclass(frozen=True)
-class Answer:
+class AnswerGrams:
+    """One student's answer as the comparison sees it (``manual.Answer`` is the answer a grader marks)."""
     text: str  # the cell as the student left it
     grams: frozenset[int]  # what the student wrote, as k-grams (code) or shingles (free text)
 
@@ -233,7 +234,7 @@ def student_grams(source: str, kind: str, grade_id: str, release: Release) -> fr
     return frozenset(grams([t for line in lines for t in line], cfg.SIMILARITY_CODE_KGRAM) - release.code_grams)
 
 
-def read_answers(notebook: Path, release: Release) -> dict[str, Answer] | None:
+def read_answers(notebook: Path, release: Release) -> dict[str, AnswerGrams] | None:
     """The answers of one submission worth comparing, by grade id; None if it cannot be read.
 
     Answers with fewer than ``course_config.SIMILARITY_MIN_ANSWER_GRAMS`` student-written grams are left out. The
@@ -251,7 +252,7 @@ def read_answers(notebook: Path, release: Release) -> dict[str, Answer] | None:
             continue
         found = student_grams(source, kind, grade_id, release)
         if len(found) >= cfg.SIMILARITY_MIN_ANSWER_GRAMS:
-            answers[grade_id] = Answer(source, found)
+            answers[grade_id] = AnswerGrams(source, found)
     return answers
 
 
@@ -272,7 +273,7 @@ class Pair:
     reason: str = ""  # why it is flagged ("" when it is not)
 
 
-def compare(student_a: str, a: dict[str, Answer], student_b: str, b: dict[str, Answer]) -> Pair:
+def compare(student_a: str, a: dict[str, AnswerGrams], student_b: str, b: dict[str, AnswerGrams]) -> Pair:
     """Score one pair of submissions and decide whether to flag it."""
     answers, shared, union, closest = {}, 0, 0, ("", 0.0, 0)
     for grade_id in a.keys() & b.keys():
