@@ -26,23 +26,17 @@ or an answer that cannot be read. Any other exception is a bug of the test, not 
 """
 from __future__ import annotations
 
-import ast
 import json
 import math
 import numbers
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import nbformat
-
 from autograder.kernel import probe
 from autograder.grading.results import GraderFault
-from autograder.notebook_code import nbgrader_meta
-
-HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(.*?)^[ \t]*### END HIDDEN TESTS[ \t]*$", re.M | re.S)
+from autograder.notebook_code import given_literals, hidden_tests
 
 
 class KernelRaised(AssertionError):
@@ -304,51 +298,6 @@ def _describe(value: Any) -> str:
     if isinstance(value, Opaque):
         return value.type
     return type(value).__name__ if not isinstance(value, (bool, int, float, str)) else repr(value)[:40]
-
-
-# --- Hidden tests of the source notebook ----------------------------------------------------
-
-def hidden_tests(notebook: Path) -> dict[str, str]:
-    """grade id -> the hidden-test code of each test cell of the (trusted) source notebook."""
-    tests = {}
-    for cell in nbformat.read(notebook, as_version=4).cells:
-        meta = nbgrader_meta(cell)
-        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
-            blocks = HIDDEN.findall(cell.source)
-            if blocks:
-                tests[meta["grade_id"]] = "\n".join(blocks)
-    return tests
-
-
-def strip_hidden(source: str) -> str:
-    """A test cell's source without its hidden tests (what the kernel runs)."""
-    return HIDDEN.sub("", source)
-
-
-def given_literals(notebook: Path) -> dict[str, Any]:
-    """Names the notebook's locked, ungraded code cells bind to literals (``NAME = {...}``)."""
-    values: dict[str, Any] = {}
-    for cell in nbformat.read(notebook, as_version=4).cells:
-        meta = nbgrader_meta(cell)
-        if cell.cell_type != "code" or not meta.get("locked") or meta.get("grade") or meta.get("solution"):
-            continue
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            if not isinstance(node, ast.Assign):
-                continue
-            for target in node.targets:
-                try:
-                    value = ast.literal_eval(node.value)
-                except ValueError:
-                    continue
-                if isinstance(target, ast.Name):
-                    values[target.id] = value
-                elif isinstance(target, ast.Tuple) and isinstance(value, tuple) and len(value) == len(target.elts):
-                    values.update({t.id: v for t, v in zip(target.elts, value) if isinstance(t, ast.Name)})
-    return values
 
 
 class Judge:
