@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt | cksum
 # nbgrader runs `alembic` from PATH when it creates a gradebook
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install sandbox-tools browser-tools demo test test-fast test-all release grade calibrate benchmarks clean
+.PHONY: install sandbox-tools browser-tools demo test test-fast test-attacks test-all release grade calibrate benchmarks clean
 
 $(STAMP): requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
@@ -55,6 +55,11 @@ test: install browser-tools
 # hold such tests are collected (collecting the whole suite imports every test module: 20 s more)
 test-fast: install
 	$(BIN)/python -m pytest -m fast -q $$(grep -l 'mark\.fast' tests/test_*.py)
+
+# the adversarial corpus's attacks on the machine's resources (fork and memory bombs, busy children,
+# huge output, a signal-proof loop): minutes of CPU, so a run of their own; CI runs it after `make test`
+test-attacks: install
+	$(BIN)/python -m pytest -m extended tests/test_adversarial.py
 
 test-all: install browser-tools
 	$(BIN)/python -m pytest
