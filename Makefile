@@ -1,19 +1,21 @@
 # Quick start: `make demo` (release + grade the examples), `make test` (the test suite).
-# Both create .venv/ with the pinned stack on first use.
+# Both create .venv/ with the pinned stack (requirements.txt, constraints.txt) on first use.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+# the venv is remade when either file changes: requirements.txt (what the course needs) and
+# constraints.txt (the exact version of every package installed with it)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt | cksum | cut -d' ' -f1)
 # nbgrader runs `alembic` from PATH when it creates a gradebook
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install sandbox-tools browser-tools slurm-tools container-tools container container-demo demo test test-attacks test-all release grade calibrate benchmarks clean
+.PHONY: install sandbox-tools browser-tools slurm-tools container-tools container container-demo demo test test-fast test-attacks test-all release grade calibrate benchmarks clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -r requirements.txt -c constraints.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -54,7 +56,7 @@ slurm-tools:
 		echo "WARNING: Slurm (slurm-wlm) and munge missing and not installable here (not root, or no apt-get): the Slurm tests will skip"; \
 	fi
 
-# the grading image: podman (apt, as root) and debootstrap build it offline (autograder/docker/build.sh)
+# the grading image: podman (apt, as root) and debootstrap build it offline (deploy/docker/build.sh)
 container-tools:
 	@PATH="$$PATH:/usr/sbin:/sbin"; \
 	{ command -v podman && command -v runc && command -v debootstrap; } >/dev/null || command -v docker >/dev/null && exit 0; \
@@ -66,11 +68,11 @@ container-tools:
 	fi
 
 container: install container-tools
-	bash autograder/docker/build.sh
+	bash deploy/docker/build.sh
 
 # grade the examples inside the image (no network, non-root), then Gradescope's entry point there
 container-demo: container
-	bash autograder/docker/demo.sh
+	bash deploy/docker/demo.sh
 
 demo: install
 	$(BIN)/python -m autograder demo --out out/demo
@@ -78,6 +80,11 @@ demo: install
 # the default suite (what CI runs): every grading path; test-all adds the mutant corpus and calibration
 test: install browser-tools slurm-tools
 	$(BIN)/python -m pytest -m "not extended"
+
+# unit tests with no kernel and no nbgrader run (the `fast` marker): under a minute; only the files that
+# hold such tests are collected (collecting the whole suite imports every test module: 20 s more)
+test-fast: install
+	$(BIN)/python -m pytest -m fast -q $$(grep -l 'mark\.fast' tests/test_*.py)
 
 # the adversarial corpus's attacks on the machine's resources (fork and memory bombs, busy children,
 # huge output, a signal-proof loop): minutes of CPU, so a run of their own; CI runs it after `make test`

@@ -46,10 +46,14 @@ POINTS: Final[dict[str, float]] = {
     "q_bn_helped_or_hurt": 2,
 }
 # A test cell earns all its points or a share of them: its hidden tests (run by the grader,
-# autograder/judge.py) set `share` for partial credit, as the multiple-choice questions do.
+# autograder/grading/judge.py) set `share` for partial credit, as the multiple-choice questions do.
 
 # --- Data: the MNIST subset shipped with the assignment --------------------------------
-MNIST_ORIGINAL_DIR: Final[Path] = ROOT.parent / "shared" / "mnist"  # the four official .gz files
+# The four official MNIST .gz files are needed only to redraw the subset (`make-data --from DIR`) and for
+# the full-MNIST figures; without --from, their folder is read from this environment variable. Get them
+# from http://yann.lecun.com/exdb/mnist/ or the mirror torchvision downloads from (MNIST_MIRROR).
+MNIST_DIR_VARIABLE: Final[str] = "MNIST_DIR"
+MNIST_MIRROR: Final[str] = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 DATA_DIR: Final[Path] = SOURCE_DIR / ASSIGNMENT_ID / "data"  # torchvision root; raw files in MNIST/raw
 SUBSET_SEED: Final[int] = 4  # the draw of the subset; change it and the checksums change
 SUBSET_TRAIN_PER_CLASS: Final[int] = 500  # 5,000 training images: enough to converge in 1-2 s
@@ -92,7 +96,7 @@ LMS_ASSIGNMENT_COLUMN: Final[str] = "W4 Optimization"
 # what a roster student without a submission gets in the LMS file: "zero" (0 points) or "blank" (no change)
 MISSING_SUBMISSION: Final[str] = "zero"
 
-# --- Similarity report (similarity.html; autograder/similarity.py says how it compares) ---
+# --- Similarity report (similarity.html; autograder/grading/similarity.py says how it compares) ---
 SIMILARITY_CODE_KGRAM: Final[int] = 6  # tokens per code k-gram: about one short statement
 SIMILARITY_TEXT_SHINGLE: Final[int] = 3  # words per free-text shingle: rarely repeated by independent writers
 SIMILARITY_MIN_ANSWER_GRAMS: Final[int] = 10  # smaller answers are not compared (stubs, multiple choice)
@@ -118,10 +122,10 @@ TIMEOUT_SCALE: Final[int] = 20
 DEVICE_POLICY: Final[str] = "auto"
 # Untrusted code: "auto" sandboxes each kernel when the grader runs as root on Linux with
 # bubblewrap (own user, no network, a file system of what the kernel needs and nothing else,
-# limits; see autograder/sandbox.py) and says loudly when it cannot, "require" refuses to grade
+# limits; see autograder/kernel/sandbox.py) and says loudly when it cannot, "require" refuses to grade
 # without it, "off" runs kernels as the grader's user (a trusted machine only).
 SANDBOX: Final[str] = "auto"
-# Warm kernels (autograder/zygote.py): each worker keeps a Python that has imported the notebook's
+# Warm kernels (autograder/kernel/zygote.py): each worker keeps a Python that has imported the notebook's
 # stack and forks it, isolated, for every kernel, instead of starting a kernel from scratch.
 WARM_KERNELS: Final[bool] = True
 SANDBOX_UID_BASE: Final[int] = 61000  # kernel users: the first free ids from here (one per worker)

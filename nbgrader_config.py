@@ -1,4 +1,4 @@
-# nbgrader's settings for this course come from course_config.py, through autograder/settings.py.
+# nbgrader's settings for this course come from course_config.py, through autograder/grading/settings.py.
 import sys
 from pathlib import Path
 

@@ -15,7 +15,7 @@
     python -m autograder check NOTEBOOK          for students: visible tests, before submitting
     python -m autograder selftest                reference, blank and mutants graded as expected?
     python -m autograder calibrate [--seeds K]   convergence thresholds over K seeds
-    python -m autograder make-data [--check]     the MNIST subset shipped with the notebook
+    python -m autograder make-data [--check] [--from DIR]   the MNIST subset shipped with the notebook
     python -m autograder figures [--quick]       the notebook's figures, from the full MNIST
 """
 from __future__ import annotations
@@ -28,12 +28,13 @@ import sys
 from pathlib import Path
 
 import course_config as cfg
+from autograder.errors import InputError, SetupError
 
 EXAMPLES = cfg.EXAMPLES_DIR
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    from autograder import release
+    from autograder.authoring import release
 
     if not args.check:
         target = release.release()
@@ -48,14 +49,14 @@ def cmd_release(args: argparse.Namespace) -> int:
 def grade_and_report(submissions: Path, out: Path, *, workers: int, shard: tuple[int, int] | None,
                      warm: bool | None = None, remove_missing: bool = False) -> tuple[int, list]:
     """Grade, print the table, the isolation and any grader faults; (exit status, rows)."""
-    from autograder.class_report import write_class_report
-    from autograder.grade import fault_summary, grade, graded_cells
-    from autograder.report import summary_table
+    from autograder.reports.class_report import write_class_report
+    from autograder.grading.grade import fault_summary, grade, graded_cells
+    from autograder.reports.report import summary_table
 
     rows = grade(submissions, out, workers=workers, shard=shard, progress=True, warm=warm,
                  remove_missing=remove_missing)
     print(summary_table(rows, graded_cells()[0]))
-    from autograder.submissions import repair_notes
+    from autograder.grading.submissions import repair_notes
 
     png, table = write_class_report(out / "grades.csv", out, notes=repair_notes([out], {row.student_id for row in rows}))
     print(f"\ngrades: {out / 'grades.csv'}   feedback: {out / 'feedback'}/   class report: {table}, {png}")
@@ -74,7 +75,7 @@ def grade_and_report(submissions: Path, out: Path, *, workers: int, shard: tuple
 def cmd_grade(args: argparse.Namespace) -> int:
     shard = None
     if args.shard:
-        from autograder.shards import parse_shard
+        from autograder.grading.shards import parse_shard
 
         shard = parse_shard(args.shard)
     return grade_and_report(Path(args.submissions), Path(args.out), workers=args.workers, shard=shard,
@@ -82,7 +83,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from autograder.doctor import run_doctor
+    from autograder.grading.doctor import run_doctor
 
     ok, report = run_doctor(Path(args.out) if args.out else None)
     print(report)
@@ -90,15 +91,21 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from autograder.shards import merge_class
+    from autograder.reports.class_report import write_class_report
+    from autograder.grading.grade import merge_gradebooks
+    from autograder.grading.shards import merge, read_grades
+    from autograder.grading.submissions import repair_notes
 
-    path = merge_class([Path(s) for s in args.shards], Path(args.out))
+    path = merge([Path(s) for s in args.shards], Path(args.out))
+    students = {row[0] for row in read_grades(path)[1]}
+    write_class_report(path, Path(args.out), notes=repair_notes([Path(s) for s in args.shards], students))
+    merge_gradebooks([Path(s) for s in args.shards], Path(args.out))
     print(f"merged {len(args.shards)} shard(s) into {path}")
     return 0
 
 
 def cmd_slurm(args: argparse.Namespace) -> int:
-    from autograder import slurm
+    from autograder.platforms import slurm
 
     plan = slurm.make_plan(Path(args.submissions), Path(args.out), tasks=args.tasks, partition=args.partition,
                            gpus_per_task=args.gpus_per_task, time_minutes=args.time)
@@ -116,7 +123,7 @@ def cmd_slurm(args: argparse.Namespace) -> int:
 
 
 def cmd_slurm_merge(args: argparse.Namespace) -> int:
-    from autograder.slurm import merge_job
+    from autograder.platforms.slurm import merge_job
 
     status, message = merge_job(Path(args.out), args.tasks)
     print(message, file=sys.stderr if status else sys.stdout)
@@ -124,7 +131,7 @@ def cmd_slurm_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_formgrader(args: argparse.Namespace) -> int:
-    from autograder.formgrader import serve
+    from autograder.marking.formgrader import serve
 
     return serve(Path(args.run), args.port)
 
@@ -142,7 +149,7 @@ def this_command() -> str:
 
 
 def cmd_manual_sheet(args: argparse.Namespace) -> int:
-    from autograder.manual import write_manual_sheet
+    from autograder.marking.manual import write_manual_sheet
 
     pages, sheet = write_manual_sheet(Path(args.run), Path(args.out))
     print(f"{len(pages)} question pages in {Path(args.out)}/; fill in {sheet}, then: "
@@ -151,7 +158,7 @@ def cmd_manual_sheet(args: argparse.Namespace) -> int:
 
 
 def cmd_manual_import(args: argparse.Namespace) -> int:
-    from autograder.manual import import_manual_grades
+    from autograder.marking.manual import import_manual_grades
 
     count = import_manual_grades(Path(args.file), Path(args.run))
     print(f"imported {count} manual grade(s) into {Path(args.run) / 'gradebook.db'}")
@@ -159,7 +166,7 @@ def cmd_manual_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from autograder.export import export, summary
+    from autograder.marking.export import export, summary
 
     done = export(Path(args.run), Path(args.out), roster=Path(args.roster) if args.roster else None,
                   times=[Path(t) for t in args.times or []])
@@ -169,7 +176,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    from autograder.feedback import write_final_feedback
+    from autograder.marking.feedback import write_final_feedback
 
     done = write_final_feedback(Path(args.run), times=[Path(t) for t in args.times or []])
     folder = Path(args.run) / "final_feedback"
@@ -180,7 +187,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def cmd_gradescope_zip(args: argparse.Namespace) -> int:
-    from autograder.gradescope import build_zip
+    from autograder.platforms.gradescope import build_zip
 
     print(f"Gradescope autograder: {build_zip(Path(args.out))}")
     return 0
@@ -208,7 +215,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from autograder import calibrate
+    from autograder.authoring import calibrate
 
     report = calibrate.calibrate(seeds=args.seeds)
     path = calibrate.write_report(report)
@@ -218,7 +225,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from autograder.check import check, format_verdicts
+    from autograder.authoring.check import check, format_verdicts
 
     items = check(Path(args.notebook))
     print(format_verdicts(items))
@@ -226,7 +233,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
-    from autograder.selftest import run_selftest
+    from autograder.authoring.selftest import run_selftest
 
     ok, report = run_selftest(seeds=args.seeds, workers=args.workers)
     print(report)
@@ -234,7 +241,7 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
-    from autograder.figures import main as figures_main
+    from autograder.authoring.figures import main as figures_main
 
     return figures_main(["--quick"] if args.quick else [])
 
@@ -242,7 +249,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
 def cmd_make_data(args: argparse.Namespace) -> int:
     from autograder import data
 
-    sums = data.verify() if args.check else data.make_subset()
+    sums = data.verify() if args.check else data.make_subset(source=args.source)
     held = data.verify(cfg.HELDOUT_DIR, cfg.HELDOUT_DIR)
     for name, digest in {**sums, **held}.items():
         print(f"{digest}  {name}")
@@ -256,11 +263,47 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("-v", "--verbose", action="store_true", help="show nbgrader's log")
     sub = p.add_subparsers(dest="command", required=True)
+    add_authoring_commands(sub)
+    add_grading_commands(sub)
+    add_marking_commands(sub)
+    return p
 
+
+def add_authoring_commands(sub) -> None:
+    """release, calibrate, check, selftest, figures, make-data: before students get the assignment."""
     r = sub.add_parser("release", help="generate release/ from source/ and check it for leaks and drift")
     r.add_argument("--check", action="store_true", help="only check the committed release")
     r.set_defaults(handler=cmd_release)
 
+    c = sub.add_parser("calibrate", help="run the reference through the convergence tests over many seeds",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    c.add_argument("--seeds", type=int, default=cfg.CALIBRATION_SEEDS, help="number of seeds")
+    c.set_defaults(handler=cmd_calibrate)
+
+    ck = sub.add_parser("check", help="run a notebook's visible tests in a fresh kernel (for students)")
+    ck.add_argument("notebook", help="the notebook to check")
+    ck.set_defaults(handler=cmd_check)
+
+    st = sub.add_parser("selftest", help="grade reference, blank and mutants; calibrate; exit 1 on a surprise",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    st.add_argument("--seeds", type=int, default=cfg.CALIBRATION_SEEDS, help="calibration seeds")
+    st.add_argument("--workers", type=int, default=2, help="submissions graded in parallel")
+    st.set_defaults(handler=cmd_selftest)
+
+    fg = sub.add_parser("figures", help="make the notebook's figures (the tutorial's experiments on full MNIST)")
+    fg.add_argument("--quick", action="store_true", help="smoke run on the shipped subset, into out/figures-quick")
+    fg.set_defaults(handler=cmd_figures)
+
+    m = sub.add_parser("make-data", help="write (or --check) the MNIST subset")
+    m.add_argument("--check", action="store_true", help="verify checksums, write nothing")
+    m.add_argument("--from", dest="source", type=Path, metavar="DIR",
+                   help=f"folder of the four official MNIST .gz files (default: ${cfg.MNIST_DIR_VARIABLE}); "
+                        f"from http://yann.lecun.com/exdb/mnist/ or {cfg.MNIST_MIRROR}")
+    m.set_defaults(handler=cmd_make_data)
+
+
+def add_grading_commands(sub) -> None:
+    """grade, merge, gradescope-zip, demo, doctor: grading a class and the machine it runs on."""
     g = sub.add_parser("grade", help="autograde submissions, write grades.csv and feedback",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g.add_argument("submissions", help="nbgrader submitted/ tree, folder of <student>.ipynb, or an LMS .zip export")
@@ -297,6 +340,25 @@ def parser() -> argparse.ArgumentParser:
     sm.add_argument("--tasks", type=int, required=True, help="the number of shards")
     sm.set_defaults(handler=cmd_slurm_merge)
 
+    gz = sub.add_parser("gradescope-zip", help="build the Gradescope autograder zip (setup.sh, run_autograder)",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    gz.add_argument("--out", default="out/gradescope.zip", help="where to write the zip")
+    gz.set_defaults(handler=cmd_gradescope_zip)
+
+    d = sub.add_parser("demo", help="release, then grade the example submissions",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d.add_argument("--out", default="out/demo", help="output folder")
+    d.add_argument("--workers", type=int, default=2, help="submissions graded in parallel")
+    d.set_defaults(handler=cmd_demo)
+
+    dr = sub.add_parser("doctor", help="what this machine gives the grader (sandbox, GPU, limits), then the canary",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    dr.add_argument("--out", help="folder for the canary's output (default: a temporary folder)")
+    dr.set_defaults(handler=cmd_doctor)
+
+
+def add_marking_commands(sub) -> None:
+    """formgrader, manual-sheet, manual-import, feedback, export: after the autograder."""
     fm = sub.add_parser("formgrader", help="nbgrader's formgrader on a run's class gradebook (loopback only)",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     fm.add_argument("run", help="a grade --out folder")
@@ -328,46 +390,6 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--times", action="append", metavar="FILE", help=times_help)
     ex.set_defaults(handler=cmd_export)
 
-    gz = sub.add_parser("gradescope-zip", help="build the Gradescope autograder zip (setup.sh, run_autograder)",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    gz.add_argument("--out", default="out/gradescope.zip", help="where to write the zip")
-    gz.set_defaults(handler=cmd_gradescope_zip)
-
-    d = sub.add_parser("demo", help="release, then grade the example submissions",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    d.add_argument("--out", default="out/demo", help="output folder")
-    d.add_argument("--workers", type=int, default=2, help="submissions graded in parallel")
-    d.set_defaults(handler=cmd_demo)
-
-    dr = sub.add_parser("doctor", help="what this machine gives the grader (sandbox, GPU, limits), then the canary",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    dr.add_argument("--out", help="folder for the canary's output (default: a temporary folder)")
-    dr.set_defaults(handler=cmd_doctor)
-
-    c = sub.add_parser("calibrate", help="run the reference through the convergence tests over many seeds",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    c.add_argument("--seeds", type=int, default=cfg.CALIBRATION_SEEDS, help="number of seeds")
-    c.set_defaults(handler=cmd_calibrate)
-
-    ck = sub.add_parser("check", help="run a notebook's visible tests in a fresh kernel (for students)")
-    ck.add_argument("notebook", help="the notebook to check")
-    ck.set_defaults(handler=cmd_check)
-
-    st = sub.add_parser("selftest", help="grade reference, blank and mutants; calibrate; exit 1 on a surprise",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    st.add_argument("--seeds", type=int, default=cfg.CALIBRATION_SEEDS, help="calibration seeds")
-    st.add_argument("--workers", type=int, default=2, help="submissions graded in parallel")
-    st.set_defaults(handler=cmd_selftest)
-
-    fg = sub.add_parser("figures", help="make the notebook's figures (the tutorial's experiments on full MNIST)")
-    fg.add_argument("--quick", action="store_true", help="smoke run on the shipped subset, into out/figures-quick")
-    fg.set_defaults(handler=cmd_figures)
-
-    m = sub.add_parser("make-data", help="write (or --check) the MNIST subset")
-    m.add_argument("--check", action="store_true", help="verify checksums, write nothing")
-    m.set_defaults(handler=cmd_make_data)
-    return p
-
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
@@ -378,13 +400,9 @@ def main(argv: list[str] | None = None) -> int:
         quiet.filter = lambda record: record.name != "traitlets" or record.levelno >= logging.ERROR
         for handler in logging.getLogger().handlers:
             handler.addFilter(quiet)
-    from autograder.course import NbgraderError
-    from autograder.data import DataError
-    from autograder.submissions import SubmissionsError
-
     try:
         return args.handler(args)
-    except (SubmissionsError, DataError, NbgraderError, RuntimeError, ValueError) as error:
+    except (InputError, SetupError) as error:  # anything else is a bug: its traceback is shown
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
+from autograder.errors import InputError
+from autograder.files import atomic_write
 from autograder.text import storable
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # OWASP's list: what makes a spreadsheet read a formula
@@ -50,6 +51,17 @@ def write_csv_atomically(path: Path, header: list[str], rows: list[list[object]]
     writer = csv.writer(buffer, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL)
     writer.writerow([spreadsheet_cell(name) for name in header])
     writer.writerows([spreadsheet_cell(value) for value in row] for row in rows)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, buffer.getvalue())
+
+
+def format_points(value: float | None) -> str:
+    """Points as a CSV cell: ``1.5``, ``2`` (no ``.0``); empty where there is no number."""
+    return "" if value is None else f"{value:g}"
+
+
+def parse_points(value: str, where: str) -> float:
+    """The number in a CSV cell; ``InputError`` naming ``where`` (file, row, column) when it holds none."""
+    try:
+        return float(value)
+    except ValueError:
+        raise InputError(f"{where} holds {value!r}, not a number; was the file edited by hand?") from None

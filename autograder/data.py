@@ -1,6 +1,6 @@
 """Make the class-balanced MNIST subset that ships with the assignment.
 
-Reads the four official files in ``course_config.MNIST_ORIGINAL_DIR`` (checking them against
+Reads the four official files in a folder given to ``make-data --from DIR`` (or named by ``$MNIST_DIR``) (checking them against
 their published md5), draws ``SUBSET_*_PER_CLASS`` images per digit with ``SUBSET_SEED`` (the
 official train split for training, the official test split for testing) and writes them in
 the raw IDX layout that ``torchvision.datasets.MNIST(root, download=False)`` reads from
@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import course_config as cfg
+from autograder.errors import InputError, SetupError
 
 # md5 of the *uncompressed* official files (the training images were re-compressed, so
 # their .gz differs from the original while the content is identical).
@@ -37,7 +39,7 @@ SPLITS = {"train": ("train", cfg.SUBSET_TRAIN_PER_CLASS), "test": ("t10k", cfg.S
 IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC = 2051, 2049
 
 
-class DataError(RuntimeError):
+class DataError(SetupError):
     """A data file is missing, corrupt or differs from its recorded checksum."""
 
 
@@ -76,11 +78,34 @@ def write_idx(array: np.ndarray) -> bytes:
     return struct.pack(f">I{array.ndim}I", magic, *array.shape) + array.astype(np.uint8).tobytes()
 
 
-def load_official(stem: str, source: Path = cfg.MNIST_ORIGINAL_DIR) -> np.ndarray:
-    """Read ``<stem>.gz`` from the official folder and verify the md5 of its content."""
-    path = source / f"{stem}.gz"
+WHERE_TO_GET = (f"the four official MNIST files ({', '.join(f'{stem}.gz' for stem in OFFICIAL_MD5)}) are at "
+                f"http://yann.lecun.com/exdb/mnist/ and at the mirror torchvision downloads from, {cfg.MNIST_MIRROR}")
+
+
+def configured_official_dir() -> Path | None:
+    """The folder that the environment variable ``course_config.MNIST_DIR_VARIABLE`` names, if it is set."""
+    folder = os.environ.get(cfg.MNIST_DIR_VARIABLE)
+    return Path(folder) if folder else None
+
+
+def official_dir(source: Path | None = None) -> Path:
+    """The folder of the official MNIST files: ``source``, else ``$MNIST_DIR``; ``InputError`` saying
+    where to get them when neither names a folder."""
+    folder = Path(source) if source is not None else configured_official_dir()
+    if folder is None:
+        raise InputError(f"no folder of the official MNIST files: give it (make-data --from DIR) or set "
+                         f"{cfg.MNIST_DIR_VARIABLE}; {WHERE_TO_GET}")
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder (of the official MNIST files); {WHERE_TO_GET}")
+    return folder
+
+
+def load_official(stem: str, source: Path | None = None) -> np.ndarray:
+    """Read ``<stem>.gz`` from the official folder (``official_dir(source)``) and verify the md5 of its content."""
+    folder = official_dir(source)
+    path = folder / f"{stem}.gz"
     if not path.is_file():
-        raise DataError(f"{path}: missing; the official MNIST files are expected in {source}")
+        raise DataError(f"{path}: missing; the official MNIST files are expected in {folder}; {WHERE_TO_GET}")
     data = gzip.decompress(path.read_bytes())
     digest = hashlib.md5(data).hexdigest()
     if digest != OFFICIAL_MD5[stem]:
@@ -94,7 +119,7 @@ def balanced_indices(labels: np.ndarray, per_class: int, rng: np.random.Generato
     return np.sort(np.concatenate(chosen))
 
 
-def draw_subset(source: Path = cfg.MNIST_ORIGINAL_DIR, seed: int = cfg.SUBSET_SEED) -> dict[str, Split]:
+def draw_subset(source: Path | None = None, seed: int = cfg.SUBSET_SEED) -> dict[str, Split]:
     """Draw the balanced subset of both splits, then the held-out split (``"heldout"``: test images
     not in the subset); same seed and files, same bytes."""
     rng = np.random.default_rng(seed)
@@ -183,7 +208,7 @@ def verify(root: Path = cfg.DATA_DIR, files: Path | None = None) -> dict[str, st
     return sums
 
 
-def make_subset(root: Path = cfg.DATA_DIR, source: Path = cfg.MNIST_ORIGINAL_DIR,
+def make_subset(root: Path = cfg.DATA_DIR, source: Path | None = None,
                 heldout: Path = cfg.HELDOUT_DIR) -> dict[str, str]:
     """Write the subset, its checksums, indices and provenance under ``root``, and the held-out set
     into ``heldout``; return the subset's checksums."""

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import course_config as cfg
+from autograder.errors import InputError
 
 UNIT_SECONDS = {"day": 86400, "hour": 3600}
 TIMESTAMP_FILE = "timestamp.txt"  # nbgrader's name, beside the notebook in submitted/<student>/<assignment>/
@@ -69,7 +70,7 @@ def parse_time(text: str) -> datetime:
     try:
         when = datetime.fromisoformat(candidate)
     except ValueError:
-        raise ValueError(f"unreadable submission time {raw!r} (expected e.g. '2026-10-16 23:58:01 UTC', "
+        raise InputError(f"unreadable submission time {raw!r} (expected e.g. '2026-10-16 23:58:01 UTC', "
                          "'2026-10-16T23:58:01-04:00' or '2026-10-16-23-58-01')") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=zone or course_zone())
@@ -79,7 +80,6 @@ def parse_time(text: str) -> datetime:
 @dataclass(frozen=True)
 class Lateness:
     submitted: datetime | None
-    seconds_late: float  # 0 when on time (grace included) or unknown
     units: int  # started days or hours after the due date, 0 when on time
     penalty: float  # points taken off
     problem: str | None = None  # why the time is unknown; the export flags it
@@ -95,13 +95,13 @@ class Lateness:
 def check_policy() -> None:
     """Raise ``ValueError`` naming the setting of ``course_config`` that is wrong."""
     if cfg.LATE_POLICY not in POLICIES:
-        raise ValueError(f"course_config.LATE_POLICY must be one of {list(POLICIES)}, not {cfg.LATE_POLICY!r}")
+        raise InputError(f"course_config.LATE_POLICY must be one of {list(POLICIES)}, not {cfg.LATE_POLICY!r}")
     if cfg.LATE_PENALTY_UNIT not in UNIT_SECONDS:
-        raise ValueError(f"course_config.LATE_PENALTY_UNIT must be one of {sorted(UNIT_SECONDS)}, "
+        raise InputError(f"course_config.LATE_PENALTY_UNIT must be one of {sorted(UNIT_SECONDS)}, "
                          f"not {cfg.LATE_PENALTY_UNIT!r}")
     for name in ("LATE_PENALTY_PER_UNIT", "LATE_PENALTY_CAP"):
         if not 0 <= getattr(cfg, name) <= 1:
-            raise ValueError(f"course_config.{name} is a share of the maximum score, from 0 to 1")
+            raise InputError(f"course_config.{name} is a share of the maximum score, from 0 to 1")
     due_date()
 
 
@@ -112,15 +112,15 @@ def lateness(submitted: datetime | None, score: float, max_score: float, *, exte
     ``extension``: the student's extension (nbgrader's ``grant_extension``), added to the due date.
     """
     if cfg.LATE_POLICY == "lms":  # the LMS's own policy applies; a time, if known, is only shown
-        return Lateness(submitted, 0.0, 0, 0.0)
+        return Lateness(submitted, 0, 0.0)
     if submitted is None:
-        return Lateness(None, 0.0, 0, 0.0, problem or f"submission time unknown: no late penalty applied; {TIME_FIX}")
+        return Lateness(None, 0, 0.0, problem or f"submission time unknown: no late penalty applied; {TIME_FIX}")
     late = (submitted - due_date() - (extension or timedelta())).total_seconds()
     if late <= timedelta(minutes=cfg.LATE_GRACE_MINUTES).total_seconds():
-        return Lateness(submitted, 0.0, 0, 0.0)
+        return Lateness(submitted, 0, 0.0)
     units = math.ceil(late / UNIT_SECONDS[cfg.LATE_PENALTY_UNIT])
     share = min(cfg.LATE_PENALTY_CAP, units * cfg.LATE_PENALTY_PER_UNIT)
-    return Lateness(submitted, late, units, round(min(max(score, 0.0), share * max_score), 4))
+    return Lateness(submitted, units, round(min(max(score, 0.0), share * max_score), 4))
 
 
 TIME_FIX = ("give the times with `export --times FILE` (student_id,submitted_at; Canvas: its submissions API's "
@@ -140,16 +140,16 @@ def read_times(path: Path) -> dict[str, str]:
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except OSError as error:
-        raise ValueError(f"{path}: cannot be read ({error.strerror})") from None
+        raise InputError(f"{path}: cannot be read ({error.strerror})") from None
     except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+        raise InputError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     if path.suffix.lower() == ".json" or text.lstrip().startswith("["):
         try:
             items = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
+            raise InputError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
         if not isinstance(items, list) or not all(isinstance(i, dict) and "user_id" in i for i in items):
-            raise ValueError(f"{path}: expected the list that Canvas's submissions API returns "
+            raise InputError(f"{path}: expected the list that Canvas's submissions API returns "
                              "(objects with user_id and submitted_at)")
         return {str(i["user_id"]): str(i["submitted_at"]) for i in items if i.get("submitted_at")}
     table = list(csv.DictReader(text.splitlines()))
@@ -160,5 +160,5 @@ def read_times(path: Path) -> dict[str, str]:
     if "Identifier" in columns and "Last modified (submission)" in columns:
         return {row["Identifier"].strip().removeprefix("Participant ").strip(): row["Last modified (submission)"].strip()
                 for row in table if (row["Last modified (submission)"] or "").strip() not in ("", "-")}
-    raise ValueError(f"{path}: no student_id and submitted_at columns (nor Moodle's Identifier and Last modified "
+    raise InputError(f"{path}: no student_id and submitted_at columns (nor Moodle's Identifier and Last modified "
                      f"(submission)); its columns: {', '.join(columns) or 'none'}")

@@ -45,6 +45,7 @@ import re
 from dataclasses import dataclass, field
 
 import course_config as cfg
+from autograder.errors import InputError
 
 ATTEMPT_TIME = r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}"  # Blackboard's attempt time; late.parse_time reads it
 
@@ -143,7 +144,7 @@ def lms_format(name: str | None = None) -> LmsFormat:
     """The layout of ``name`` (default ``course_config.LMS``); ``ValueError`` naming the ones known."""
     name = cfg.LMS if name is None else name
     if name not in LMS_FORMATS:
-        raise ValueError(f"course_config.LMS is {name!r}; autograder/lms.py knows {sorted(LMS_FORMATS)}")
+        raise InputError(f"course_config.LMS is {name!r}; autograder/lms.py knows {sorted(LMS_FORMATS)}")
     return LMS_FORMATS[name]
 
 
@@ -161,11 +162,11 @@ def download_pattern() -> tuple[re.Pattern[str], str]:
     try:
         pattern = re.compile(custom)
     except re.error as error:
-        raise ValueError(f"course_config.ZIP_FILENAME_REGEXP is not a regular expression: {error}") from None
+        raise InputError(f"course_config.ZIP_FILENAME_REGEXP is not a regular expression: {error}") from None
     if "student_id" not in pattern.groupindex:
-        raise ValueError("course_config.ZIP_FILENAME_REGEXP needs a (?P<student_id>...) group")
+        raise InputError("course_config.ZIP_FILENAME_REGEXP needs a (?P<student_id>...) group")
     if custom.lstrip("^").startswith((".*", ".+")):
-        raise ValueError("course_config.ZIP_FILENAME_REGEXP starts with '.*' or '.+': the student id would be read "
+        raise InputError("course_config.ZIP_FILENAME_REGEXP starts with '.*' or '.+': the student id would be read "
                          "from the end of the name, which the student chooses when uploading. Read the LMS's fields "
                          "from the left (e.g. '(?P<student_id>[^_]+)_...'), or use course_config.LMS's own pattern")
     return pattern, f"course_config.ZIP_FILENAME_REGEXP = {custom!r}"

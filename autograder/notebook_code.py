@@ -4,11 +4,16 @@ Calibration, the figure generator and the benchmarks need the notebook's functio
 pipeline, the reference networks, ``short_training_run``) without copying them: the notebook
 stays the one place they are written. Only the instructor's source notebook is ever run this
 way; student code goes through the graded kernel, never through ``exec`` here.
+
+It also reads what the source notebook holds for the grader: each cell's nbgrader metadata, the hidden
+tests of its test cells and the literals its locked cells give (``judge.py`` runs them).
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -16,10 +21,18 @@ import nbformat
 
 import course_config as cfg
 
+# the hidden tests of a test cell of the source notebook, which the grader runs and the kernel never sees
+HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[ \t]*\n(.*?)^[ \t]*### END HIDDEN TESTS[ \t]*$", re.M | re.S)
+
+
+def nbgrader_meta(cell: nbformat.NotebookNode) -> dict:
+    """A cell's nbgrader metadata (``grade_id``, ``grade``, ``solution``, ``locked``, ``points``); empty if none."""
+    return cell.metadata.get("nbgrader", {})
+
 
 def is_test_cell(cell: nbformat.NotebookNode) -> bool:
     """An nbgrader autograder test cell: graded, locked, not a solution."""
-    meta = cell.metadata.get("nbgrader", {})
+    meta = nbgrader_meta(cell)
     return cell.cell_type == "code" and meta.get("grade", False) and not meta.get("solution", False)
 
 
@@ -68,3 +81,46 @@ def load_namespace(notebook: Path = cfg.SOURCE_NOTEBOOK) -> dict[str, Any]:
             code = compile(cell.source, f"{notebook.name}[cell {index}]", "exec")
             exec(code, namespace)  # noqa: S102 - the instructor's own source notebook
     return namespace
+
+
+def hidden_tests(notebook: Path) -> dict[str, str]:
+    """grade id -> the hidden-test code of each test cell of the (trusted) source notebook."""
+    tests = {}
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        meta = nbgrader_meta(cell)
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            blocks = HIDDEN.findall(cell.source)
+            if blocks:
+                tests[meta["grade_id"]] = "\n".join(blocks)
+    return tests
+
+
+def strip_hidden(source: str) -> str:
+    """A test cell's source without its hidden tests (what the kernel runs)."""
+    return HIDDEN.sub("", source)
+
+
+def given_literals(notebook: Path) -> dict[str, Any]:
+    """Names the notebook's locked, ungraded code cells bind to literals (``NAME = {...}``)."""
+    values: dict[str, Any] = {}
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        meta = nbgrader_meta(cell)
+        if cell.cell_type != "code" or not meta.get("locked") or meta.get("grade") or meta.get("solution"):
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if not isinstance(node, ast.Assign):
+                continue
+            for target in node.targets:
+                try:
+                    value = ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+                if isinstance(target, ast.Name):
+                    values[target.id] = value
+                elif isinstance(target, ast.Tuple) and isinstance(value, tuple) and len(value) == len(target.elts):
+                    values.update({t.id: v for t, v in zip(target.elts, value) if isinstance(t, ast.Name)})
+    return values

@@ -10,13 +10,13 @@ bidirectional control characters to that element.
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import jinja2
 from markupsafe import Markup
 
 import course_config as cfg
+from autograder.files import atomic_write
 from autograder.text import storable
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -53,7 +53,4 @@ def write_page(path: Path, page: str) -> Path:
     """Write ``page`` as UTF-8 through a temporary file: a reader never sees half a page."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(storable(page), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, storable(page))

@@ -16,7 +16,7 @@ bleach's CSS sanitizer), cleans everything rendered from a submission:
   ``text/markdown`` pass ``clean_html``; ``application/javascript`` is dropped; SVG is shown as
   an ``<img>``, where no script runs. A text too long to clean in reasonable time, or past what
   one page cleans, is shown as plain text instead (``within_budget``).
-- ``sanitize_notebook`` cleans the graders' copy that ``autograder/gradebook.py`` stores for the
+- ``sanitize_notebook`` cleans the graders' copy that ``autograder/grading/gradebook.py`` stores for the
   formgrader, so that the stored notebook is inert in any viewer: a markdown cell that the
   sanitizer would change is kept as text (its source in a fenced block) under a note naming what
   was removed; HTML outputs are cleaned, JavaScript outputs dropped, SVG outputs turned into

@@ -13,7 +13,7 @@ epoch. Project: the notebook's own functions (``load_mnist``, ``train_epoch``, `
 ``compare_batchnorm``) from :func:`autograder.notebook_code.load_namespace`, with whole splits
 held as tensors on the device. The networks come from the notebook for both sides.
 
-Both sides read the same images (the four official files from ``course_config.MNIST_ORIGINAL_DIR``
+Both sides read the same images (the four official files from the folder that ``$MNIST_DIR`` names
 when present, else the subset in ``course_config.DATA_DIR``), in one process, with the same torch
 threads, seeds and work: the sweep trains each batch size for a fixed number of epochs (the
 notebook's ``batch_size_sweep`` stops on wall time instead, which a timing cannot use), and both
@@ -45,7 +45,8 @@ from torch.utils.data import DataLoader, Sampler  # noqa: E402
 from torchvision import datasets, transforms  # noqa: E402
 
 import course_config as cfg  # noqa: E402
-from autograder.figures import BN_MODELS, FULL, official_mnist_root, use_mnist_root  # noqa: E402
+from autograder.authoring.figures import BN_MODELS, FULL, official_mnist_root, use_mnist_root  # noqa: E402
+from autograder.data import configured_official_dir  # noqa: E402
 from autograder.notebook_code import load_namespace  # noqa: E402
 
 # The tutorial's args (also the defaults of the notebook's experiment functions).
@@ -274,7 +275,8 @@ def machine_load() -> str:
 @contextlib.contextmanager
 def mnist_root(full: bool) -> Iterator[Path]:
     """The torchvision root both sides read: the official files when asked for and present."""
-    if full and (cfg.MNIST_ORIGINAL_DIR / "train-images-idx3-ubyte.gz").is_file():
+    official = configured_official_dir()
+    if full and official is not None and (official / "train-images-idx3-ubyte.gz").is_file():
         with official_mnist_root() as root:
             yield root
     else:

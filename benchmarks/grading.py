@@ -3,7 +3,7 @@
 Prints, on this machine:
 - per submission, within a batch: the median time of N submissions of one ``grade`` run
   (1 worker), each graded from its copy to its feedback (sandbox, worker, guard, scoring, HTML
-  feedback), with warm kernels (``autograder/zygote.py``) and with cold ones;
+  feedback), with warm kernels (``autograder/kernel/zygote.py``) and with cold ones;
 - the median of N runs of plain ``jupyter nbconvert --execute`` on the very notebook nbgrader
   executes (the reference with its hidden tests restored, outputs cleared);
 - a cold start: ``grade`` of a single submission, start to end (imports, the zygote, the canary,
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import course_config as cfg  # noqa: E402
-from autograder.results import cell_seconds  # noqa: E402
+from autograder.grading.results import cell_seconds  # noqa: E402
 
 REFERENCE = ROOT / "examples" / "submissions" / "reference.ipynb"
 PYTHON = sys.executable

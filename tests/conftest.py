@@ -9,7 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autograder.settings import venv_on_path  # noqa: E402
+from autograder.grading.settings import venv_on_path  # noqa: E402
 
 venv_on_path()  # nbgrader runs `alembic` from PATH when it creates a gradebook
 

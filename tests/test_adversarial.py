@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 import course_config as cfg
-from autograder import sandbox
-from autograder.grade import grade
+from autograder.kernel import sandbox
+from autograder.grading.grade import grade
 
 CORPUS = cfg.ROOT / "tests" / "adversarial"
 EXAMPLES = cfg.EXAMPLES_DIR

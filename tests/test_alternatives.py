@@ -12,7 +12,7 @@ import sys
 import pytest
 
 import course_config as cfg
-from autograder.grade import grade
+from autograder.grading.grade import grade
 
 CORPUS = cfg.ROOT / "tests" / "alternatives"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text())

@@ -6,7 +6,8 @@ import json
 import pytest
 
 import course_config as cfg
-from autograder import calibrate, data
+from autograder import data
+from autograder.authoring import calibrate
 from autograder.notebook_code import load_namespace
 
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import course_config as cfg
-from autograder.check import check
+from autograder.authoring.check import check
 
 EXAMPLES = cfg.EXAMPLES_DIR
 MUTANTS = cfg.ROOT / "tests" / "mutants"

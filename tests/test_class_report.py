@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 import course_config as cfg
-from autograder.class_report import write_class_report
-from autograder.grade import GradeRow, graded_cells, write_grades, zero_row
+from autograder.reports.class_report import write_class_report
+from autograder.grading.grade import GradeRow, graded_cells, write_grades, zero_row
 
 AUTO_IDS, MANUAL_IDS = graded_cells()
 FULL = sum(cfg.POINTS[g] for g in AUTO_IDS)

@@ -16,9 +16,9 @@ import pytest
 
 import course_config as cfg
 
-DOCKER = cfg.ROOT / "autograder" / "docker"
-DOCKERFILE = cfg.ROOT / "autograder" / "Dockerfile"
-DOCKERIGNORE = cfg.ROOT / "autograder" / "Dockerfile.dockerignore"
+DOCKER = cfg.ROOT / "deploy" / "docker"
+DOCKERFILE = cfg.ROOT / "deploy" / "Dockerfile"
+DOCKERIGNORE = cfg.ROOT / "deploy" / "Dockerfile.dockerignore"
 VENV = Path(sys.executable).parent.parent  # the venv running these tests
 CUDA_IMAGES = ("nvidia/cuda:", "pytorch/pytorch:")
 
@@ -108,7 +108,7 @@ def test_the_build_context_keeps_what_the_image_copies():
 
 def test_the_entrypoint_is_the_script_in_exec_form():
     (entrypoint,) = [args for word, args in final_stage() if word == "ENTRYPOINT"]
-    assert json.loads(entrypoint)[-1].endswith("autograder/docker/entrypoint.sh")
+    assert json.loads(entrypoint)[-1].endswith("deploy/docker/entrypoint.sh")
 
 
 # --- install.sh -------------------------------------------------------------------------------

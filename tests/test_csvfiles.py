@@ -7,10 +7,13 @@ from datetime import datetime, timezone
 import pytest
 
 import course_config as cfg
-from autograder import export, manual
-from autograder.csvfiles import from_spreadsheet, spreadsheet_cell, write_csv_atomically
+from autograder.marking import export, manual
+from autograder.csvfiles import format_points, from_spreadsheet, parse_points, spreadsheet_cell, write_csv_atomically
+from autograder.errors import InputError
 from autograder.late import Lateness
 from autograder.lms import lms_format
+
+pytestmark = pytest.mark.fast
 
 # what a student can type as a display name in the LMS, which its gradebook export then carries
 FORMULAS = ['=HYPERLINK("http://x","y")', "@SUM(1+1)", "+1+1", "-2+3", "\t=1+1", "\r=1+1"]
@@ -41,7 +44,7 @@ def test_a_hand_typed_quote_is_kept_when_it_protects_nothing():
 
 
 def final(student: str, score: float | None, flags: bool = False) -> export.FinalGrade:
-    late = Lateness(datetime(2026, 10, 16, 20, tzinfo=timezone.utc), 0.0, 0, 0.0,
+    late = Lateness(datetime(2026, 10, 16, 20, tzinfo=timezone.utc), 0, 0.0,
                     "submission time unknown" if flags else None)
     return export.FinalGrade(student, score, 34.0, late)
 
@@ -87,3 +90,10 @@ def test_manual_comments_that_start_like_formulas_survive_the_round_trip(tmp_pat
     assert [row[-1] for row in read(sheet)[1:]] == ["'=1+1 is wrong", "'-1 for the missing unit", "plain"]
     entries = manual.parse_sheet(sheet, {f"s{i}" for i in range(len(comments))})
     assert [(points, comment) for _, _, points, comment in entries] == [(0.5, c) for c in comments]
+
+
+def test_points_are_written_without_a_trailing_zero_and_read_back_or_refused():
+    assert [format_points(v) for v in (None, 2.0, 1.5, 0.0)] == ["", "2", "1.5", "0"]
+    assert parse_points(format_points(1.5), "grades.csv: row 2") == 1.5
+    with pytest.raises(InputError, match=r"^grades.csv: row 2 holds 'lots', not a number; was the file edited by hand\?$"):
+        parse_points("lots", "grades.csv: row 2")

@@ -10,6 +10,9 @@ import torchvision
 
 import course_config as cfg
 from autograder import data
+from autograder.errors import InputError
+
+OFFICIAL = data.configured_official_dir()  # the four official MNIST files, where $MNIST_DIR says
 
 
 def test_shipped_files_match_their_checksums():
@@ -60,9 +63,10 @@ def test_idx_round_trip_and_bad_header():
         data.read_idx(b"\x00\x00\x00\x07" + bytes(8), "bad.idx")
 
 
-@pytest.mark.skipif(not cfg.MNIST_ORIGINAL_DIR.is_dir(), reason="the official MNIST files (../shared/mnist) are absent")
+@pytest.mark.skipif(OFFICIAL is None or not OFFICIAL.is_dir(), reason=f"the official MNIST files are absent: "
+                    f"set {cfg.MNIST_DIR_VARIABLE} to their folder")
 def test_subset_is_reproducible_from_the_official_files(tmp_path):
-    made = data.make_subset(tmp_path, heldout=tmp_path / "heldout")
+    made = data.make_subset(tmp_path, OFFICIAL, heldout=tmp_path / "heldout")
     assert made == data.read_checksums()
     for name in ["SHA256SUMS", "indices.json", "PROVENANCE.md", *data.HELDOUT_FILES.values()]:
         assert (tmp_path / "heldout" / name).read_bytes() == (cfg.HELDOUT_DIR / name).read_bytes(), name
@@ -71,7 +75,8 @@ def test_subset_is_reproducible_from_the_official_files(tmp_path):
 
 
 @pytest.mark.kernel
-@pytest.mark.skipif(not cfg.MNIST_ORIGINAL_DIR.is_dir(), reason="the official MNIST files (../shared/mnist) are absent")
+@pytest.mark.skipif(OFFICIAL is None or not OFFICIAL.is_dir(), reason=f"the official MNIST files are absent: "
+                    f"set {cfg.MNIST_DIR_VARIABLE} to their folder")
 def test_the_notebook_alone_downloads_mnist_and_draws_the_shipped_subset(tmp_path):
     """As on Colab: the release notebook alone in an empty folder, torchvision's download served here
     from the official files, draws the very subset data/ holds (same files, same checksums)."""
@@ -82,12 +87,12 @@ def test_the_notebook_alone_downloads_mnist_and_draws_the_shipped_subset(tmp_pat
     import nbformat
     from nbclient import NotebookClient
 
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(cfg.MNIST_ORIGINAL_DIR))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(OFFICIAL))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     # torchvision checks each .gz against the md5 of the original download; one official file here was
-    # re-compressed (same content, other bytes: ../shared/mnist/README.md), so the served files' md5 are used
-    served = {path.name: hashlib.md5(path.read_bytes()).hexdigest() for path in cfg.MNIST_ORIGINAL_DIR.glob("*.gz")}
+    # re-compressed (same content, other bytes), so the served files' md5 are used
+    served = {path.name: hashlib.md5(path.read_bytes()).hexdigest() for path in OFFICIAL.glob("*.gz")}
     mirror = (f"from torchvision import datasets\n"
               f"datasets.MNIST.mirrors = ['http://127.0.0.1:{server.server_address[1]}/']\n"
               f"datasets.MNIST.resources = {sorted(served.items())!r}\n")
@@ -120,3 +125,15 @@ def test_the_notebooks_draw_settings_are_the_courses():
                   if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "SUBSET")
     assert subset == {"seed": cfg.SUBSET_SEED, "train_per_class": cfg.SUBSET_TRAIN_PER_CLASS,
                       "test_per_class": cfg.SUBSET_TEST_PER_CLASS}
+
+
+def test_without_a_folder_make_data_says_where_to_get_the_files(monkeypatch, tmp_path):
+    monkeypatch.delenv(cfg.MNIST_DIR_VARIABLE, raising=False)
+    with pytest.raises(InputError, match=r"make-data --from DIR.*yann\.lecun\.com/exdb/mnist.*ossci-datasets"):
+        data.make_subset(tmp_path)
+    with pytest.raises(InputError, match="not a folder"):
+        data.make_subset(tmp_path, tmp_path / "nowhere")
+    with pytest.raises(data.DataError, match="train-images-idx3-ubyte.gz: missing"):
+        data.make_subset(tmp_path, tmp_path)
+    monkeypatch.setenv(cfg.MNIST_DIR_VARIABLE, str(tmp_path))  # the variable is read when the files are
+    assert data.official_dir() == tmp_path

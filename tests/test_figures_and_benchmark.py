@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import course_config as cfg
-from autograder import figures
+from autograder.authoring import figures
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_PNG_BYTES = 80_000  # the figures ship with the notebook: keep them small
@@ -141,7 +141,7 @@ def mcq_key(grade_id: str) -> dict:
 
 
 def judge_tests() -> dict:
-    from autograder.judge import hidden_tests
+    from autograder.grading.judge import hidden_tests
 
     return hidden_tests(cfg.SOURCE_NOTEBOOK)
 

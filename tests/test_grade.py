@@ -20,7 +20,7 @@ import pytest
 from nbgrader.validator import Validator
 
 import course_config as cfg
-from autograder.grade import graded_cells
+from autograder.grading.grade import graded_cells
 
 EXAMPLES = cfg.EXAMPLES_DIR
 AUTO_IDS, MANUAL_IDS = graded_cells()
@@ -123,7 +123,7 @@ def test_honest_feedback_carries_no_grader_note(graded):
 def test_device_column_follows_the_gpus_kernels_can_see(tmp_path, monkeypatch):
     # A stand-in nvidia-smi lists one GPU; an empty CUDA_VISIBLE_DEVICES (what the kernels inherit,
     # and what benchmarks/grading.py --device cpu sets) hides it, and the column must say so.
-    from autograder.grade import grading_device
+    from autograder.grading.grade import grading_device
 
     (tmp_path / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: GPU-0)'\n")
     (tmp_path / "nvidia-smi").chmod(0o755)
@@ -139,7 +139,7 @@ def test_gradebook_schema_revision_read_in_process_is_alembics_own(tmp_path):
     # nbgrader asks the `alembic heads` command; the grader answers from alembic's API in-process.
     from nbgrader.dbutil import _temp_alembic_ini
 
-    from autograder.course import alembic_head
+    from autograder.grading.course import alembic_head
 
     alembic = shutil.which("alembic", path=str(Path(sys.executable).parent))
     with _temp_alembic_ini(f"sqlite:///{tmp_path / 'gradebook.db'}") as ini:
@@ -161,7 +161,7 @@ def test_a_canary_failing_beside_students_keeps_nothing_of_theirs_and_loses_noth
     nb = nbformat.read(submissions / "alice.ipynb", as_version=4)  # a new version of alice's notebook
     nb.cells.append(nbformat.v4.new_markdown_cell("one more thought"))
     nbformat.write(nb, submissions / "alice.ipynb")
-    script = ("import sys; from pathlib import Path; import course_config as cfg; from autograder.grade import grade\n"
+    script = ("import sys; from pathlib import Path; import course_config as cfg; from autograder.grading.grade import grade\n"
               "cfg.REFERENCE_SUBMISSION = cfg.EXAMPLES_DIR / 'partial_memory_only.ipynb'\n"
               "rows = grade(Path(sys.argv[1]), Path(sys.argv[2]), workers=2)\n"
               "print('\\n'.join(f'{r.student_id}|{r.status}|{r.score}' for r in rows))")

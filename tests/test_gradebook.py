@@ -2,9 +2,11 @@
 
 The class is an nbgrader ``submitted/`` tree with ``timestamp.txt`` files: two on time (one
 inside the grace period), one late by a day and a half, one unreadable time, one missing. It is
-graded once; then, in order, three free-response answers are graded in the formgrader through a
-real browser, the rest through ``manual-sheet`` and ``manual-import``, the final grades are
-exported, and one student is regraded after a (simulated) test change.
+graded once per module; each test then works on a copy of its own of that graded class, and builds
+the state it needs itself (``hand_graded``: every answer graded through ``manual-import``), so the
+tests pass alone and in any order: three free-response answers graded in the formgrader through a
+real browser, the rest through ``manual-sheet`` and ``manual-import``, the final grades exported,
+and one student regraded after a (simulated) test change.
 """
 from __future__ import annotations
 
@@ -21,10 +23,10 @@ import pytest
 from nbgrader.api import Gradebook
 
 import course_config as cfg
-from autograder import export, formgrader, manual
-from autograder.gradebook import GRADER_ONLY, course_path
-from autograder.grade import grade
-from autograder.results import graded_cells
+from autograder.marking import export, formgrader, manual
+from autograder.grading.gradebook import GRADER_ONLY, course_path
+from autograder.grading.grade import grade
+from autograder.grading.results import graded_cells
 from tests.browser import browser_or_skip, chrome
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
@@ -37,6 +39,7 @@ TIMES = {  # course_config.DUE_DATE is 2026-10-16 23:59 in America/New_York
     "partial_mib_and_softmax": "last friday",  # unreadable
 }  # blank: no timestamp.txt
 BROWSER_GRADED = ["q_delivery_strategy", "q_better_loss", "q_good_descent"]  # reference's, in the formgrader
+COMMENT = "Convex in lateness, with the reason: full marks."  # a grader's comment on the reference's q_better_loss
 
 
 def points_for(student: str, question: str) -> float:
@@ -49,7 +52,8 @@ def db_url(run: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def graded(tmp_path_factory):
+    """The class, autograded once for the module: never changed by a test (each works on a copy)."""
     tree = tmp_path_factory.mktemp("submitted")
     for notebook in cfg.EXAMPLES_DIR.glob("*.ipynb"):
         folder = tree / notebook.stem / cfg.ASSIGNMENT_ID
@@ -63,6 +67,30 @@ def run(tmp_path_factory):
     return tree, out
 
 
+@pytest.fixture
+def run(graded, tmp_path):
+    """A copy of the autograded class for one test: what another test did to its own copy is not here."""
+    tree, out = graded
+    copy = tmp_path / "class"
+    shutil.copytree(out, copy, symlinks=True)
+    return tree, copy
+
+
+@pytest.fixture
+def hand_graded(run, tmp_path):
+    """The class with every written answer graded by hand (``points_for``), through the sheet and
+    ``manual.import_manual_grades``, and the grader's ``COMMENT`` on the reference's q_better_loss."""
+    _, out = run
+    _, sheet = manual.write_manual_sheet(out, tmp_path / "fixture-sheet")
+    lines = read_csv(sheet)
+    for line in lines:
+        line["points"] = f"{points_for(line['student_id'], line['question']):g}"
+        if (line["student_id"], line["question"]) == ("reference", "q_better_loss"):
+            line["comment"] = COMMENT
+    assert manual.import_manual_grades(write_csv(tmp_path / "fixture-grades.csv", lines), out) == len(lines)
+    return run
+
+
 def test_one_gradebook_holds_the_class_for_the_formgrader(run):
     _, out = run
     with Gradebook(db_url(out), cfg.COURSE_ID) as gb:
@@ -73,7 +101,12 @@ def test_one_gradebook_holds_the_class_for_the_formgrader(run):
             assert {c: grades[c].auto_score for c in cells} == cells, student
             # answered free-response cells wait for a grader; the blank's were scored 0 by nbgrader
             waiting = {g for g in MANUAL_IDS if grades[g].needs_manual_grade}
-            assert waiting == (set() if student == "blank" else waiting) and (student == "blank" or waiting)
+            if student == "blank":
+                assert waiting == set(), waiting
+            elif student == "reference":
+                assert waiting == set(MANUAL_IDS), waiting  # it answers every question
+            else:
+                assert waiting and waiting <= set(MANUAL_IDS), (student, waiting)
         assert gb.find_submission(cfg.ASSIGNMENT_ID, "reference").timestamp is not None
     for student in EXPECTED:
         assert (course_path(out, "submitted", student) / f"{cfg.NOTEBOOK_NAME}.ipynb").is_file()
@@ -133,7 +166,7 @@ def test_three_answers_graded_in_the_formgrader_reach_the_gradebook(run, tmp_pat
             wait.until(lambda d, n=saves: d.execute_script("return window.saved") >= n)
         comment = driver.find_element(By.CSS_SELECTOR, "textarea.comment#q_better_loss-comment")
         comment.clear()
-        comment.send_keys("Convex in lateness, with the reason: full marks.")
+        comment.send_keys(COMMENT)
         driver.execute_script("arguments[0].blur();", comment)
         wait.until(lambda d: d.execute_script("return window.saved") >= saves + 1)
     finally:
@@ -146,7 +179,7 @@ def test_three_answers_graded_in_the_formgrader_reach_the_gradebook(run, tmp_pat
             grade = gb.find_grade(question, cfg.NOTEBOOK_NAME, cfg.ASSIGNMENT_ID, "reference")
             assert grade.manual_score == points_for("reference", question) and not grade.needs_manual_grade
         comment = gb.find_comment("q_better_loss", cfg.NOTEBOOK_NAME, cfg.ASSIGNMENT_ID, "reference")
-        assert comment.manual_comment == "Convex in lateness, with the reason: full marks."
+        assert comment.manual_comment == COMMENT
 
 
 def read_csv(path: Path) -> list[dict]:
@@ -219,8 +252,8 @@ def expected_final(run: Path, student: str) -> float:
     return auto + manual_points - late
 
 
-def test_export_writes_the_lms_file_with_the_final_totals(run, tmp_path):
-    _, out = run
+def test_export_writes_the_lms_file_with_the_final_totals(hand_graded, tmp_path):
+    _, out = hand_graded
     done = subprocess.run([sys.executable, "-m", "autograder", "export", str(out), "--out", str(tmp_path / "lms.csv")],
                           cwd=cfg.ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -240,8 +273,8 @@ def test_export_writes_the_lms_file_with_the_final_totals(run, tmp_path):
         assert late.late_submission_penalty == pytest.approx(6.4)
 
 
-def test_regrading_after_a_test_change_keeps_the_manual_grades(run, caplog):
-    tree, out = run
+def test_regrading_after_a_test_change_keeps_the_manual_grades(hand_graded, caplog):
+    tree, out = hand_graded
     stored = out / ".course" / "results" / "reference.json"
     result = json.loads(stored.read_text())
     result["grader"] = "an older version of the tests"
@@ -261,6 +294,6 @@ def test_regrading_after_a_test_change_keeps_the_manual_grades(run, caplog):
     assert snapshot(out) == before  # manual scores kept, none back to "needs grading"
     with Gradebook(db_url(out), cfg.COURSE_ID) as gb:
         comment = gb.find_comment("q_better_loss", cfg.NOTEBOOK_NAME, cfg.ASSIGNMENT_ID, "reference")
-        assert comment.manual_comment in (None, "Convex in lateness, with the reason: full marks.")
+        assert comment.manual_comment == COMMENT
     assert export.final_grades(out)[[g.student_id for g in export.final_grades(out)].index("reference")].score == \
         pytest.approx(expected_final(out, "reference"))

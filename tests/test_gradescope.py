@@ -18,8 +18,8 @@ import jsonschema
 import pytest
 
 import course_config as cfg
-from autograder import gradescope
-from autograder.grade import GradeRow, graded_cells
+from autograder.platforms import gradescope
+from autograder.grading.grade import GradeRow, graded_cells
 
 AUTO_IDS, MANUAL_IDS = graded_cells()
 SCHEMA = json.loads(gradescope.SCHEMA.read_text())
@@ -81,14 +81,14 @@ def test_the_zip_has_gradescope_scripts_at_its_root(built_zip):
         setup = archive.read("setup.sh").decode()
     assert {"setup.sh", "run_autograder"} <= names
     assert modes["setup.sh"] & 0o111 and modes["run_autograder"] & 0o111
-    assert "autograder/docker/install.sh" in setup and gradescope.VENV in setup
+    assert "deploy/docker/install.sh" in setup and gradescope.VENV in setup
 
 
 def test_the_zip_holds_what_the_grader_needs_and_nothing_else(built_zip):
     with zipfile.ZipFile(built_zip) as archive:
         names = set(archive.namelist())
     needed = {"course_config.py", "nbgrader_config.py", "requirements.txt", "autograder/__init__.py",
-              "autograder/grade.py", "autograder/gradescope.py", "autograder/docker/install.sh",
+              "autograder/grading/grade.py", "autograder/platforms/gradescope.py", "deploy/docker/install.sh",
               f"source/{cfg.ASSIGNMENT_ID}/{cfg.NOTEBOOK_NAME}.ipynb",
               f"source/{cfg.ASSIGNMENT_ID}/data/MNIST/raw/train-images-idx3-ubyte"}
     assert needed <= names, needed - names

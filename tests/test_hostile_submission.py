@@ -16,7 +16,6 @@ long line, and whose answer cell displays HTML and JavaScript with the same tric
 """
 from __future__ import annotations
 
-import base64
 import csv
 import json
 import os
@@ -37,8 +36,8 @@ import pytest
 from nbgrader.api import Gradebook
 
 import course_config as cfg
-from autograder import export, formgrader, manual
-from autograder.gradebook import course_path
+from autograder.marking import export, formgrader, manual
+from autograder.grading.gradebook import course_path
 from autograder.lms import lms_format
 from tests.browser import browser_or_skip, chrome
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import course_config as cfg
-from autograder import judge
+from autograder.grading import judge
 from autograder.kernel import probe
 from autograder.notebook_code import load_namespace
 

@@ -1,4 +1,4 @@
-"""The Kubernetes Indexed Job and NetworkPolicy of autograder/k8s/grade-job.yaml, read statically."""
+"""The Kubernetes Indexed Job and NetworkPolicy of deploy/k8s/grade-job.yaml, read statically."""
 from __future__ import annotations
 
 import re
@@ -7,11 +7,12 @@ import pytest
 import yaml
 
 import course_config as cfg
-from autograder.shards import parse_shard
+from autograder.grading.shards import parse_shard
 
-MANIFEST = cfg.ROOT / "autograder" / "k8s" / "grade-job.yaml"
-DOCKERFILE = cfg.ROOT / "autograder" / "Dockerfile"
+MANIFEST = cfg.ROOT / "deploy" / "k8s" / "grade-job.yaml"
+DOCKERFILE = cfg.ROOT / "deploy" / "Dockerfile"
 INDEX = "$(JOB_COMPLETION_INDEX)"
+pytestmark = pytest.mark.fast
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +69,20 @@ def test_pods_run_as_the_image_user_without_privileges(job, container):
     assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
 
 
+def quantity(text) -> float:
+    """A Kubernetes quantity ("4Gi", "1500Mi", "2", "500m") in bytes or cores."""
+    number, unit = re.fullmatch(r"([\d.]+)(Ki|Mi|Gi|Ti|m|)", str(text)).groups()
+    return float(number) * {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "m": 1e-3, "": 1}[unit]
+
+
 def test_resources_fit_one_pytorch_kernel(container):
     resources = container["resources"]
-    assert resources["limits"]["memory"] == "4Gi" and str(resources["limits"]["cpu"]) == "2"
-    assert resources["requests"]["memory"] and resources["requests"]["cpu"]
+    limits, requests = resources["limits"], resources["requests"]
+    # the pod holds the kernel the grader allows (course_config) and the cores its threads use
+    assert quantity(limits["memory"]) >= cfg.KERNEL_MEMORY_MB * 2**20
+    assert quantity(limits["cpu"]) >= cfg.KERNEL_THREADS
+    assert 0 < quantity(requests["memory"]) <= quantity(limits["memory"])
+    assert 0 < quantity(requests["cpu"]) <= quantity(limits["cpu"])
     assert "nvidia.com/gpu" not in resources["limits"], "the GPU stays optional (commented out)"
     assert "# nvidia.com/gpu: 1" in MANIFEST.read_text()
 
@@ -94,7 +105,11 @@ def test_a_network_policy_denies_the_pods_all_egress(documents, job):
     assert policy["podSelector"]["matchLabels"].items() <= labels.items()
 
 
-def test_the_readme_merges_what_the_job_writes():
+def test_the_readme_applies_this_manifest_and_merges_what_its_pods_write(container):
     readme = (MANIFEST.parent / "README.md").read_text()
-    assert "merge /data/out/shard-* --out /data/out/merged" in readme
-    assert "kubectl apply -f autograder/k8s/grade-job.yaml" in readme
+    applied = re.findall(r"kubectl apply -f (\S+\.yaml)", readme)
+    assert applied and all((cfg.ROOT / path).resolve() == MANIFEST.resolve() for path in applied), applied
+    # the merge reads every folder the Job's pods write into: their --out with the index as a glob
+    shards = option(container["args"], "--out").replace(INDEX, "*")
+    merges = re.findall(r"entrypoint\.sh merge (\S+) --out", readme)
+    assert merges and set(merges) == {shards}, (merges, shards)

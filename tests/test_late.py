@@ -8,7 +8,9 @@ import pytest
 
 import course_config as cfg
 from autograder import late
-from autograder.export import FinalGrade, write_lms_csv
+from autograder.marking.export import FinalGrade, write_lms_csv
+
+pytestmark = pytest.mark.fast
 
 MAX = 32.0
 

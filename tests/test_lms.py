@@ -17,10 +17,13 @@ from datetime import timedelta
 import pytest
 
 import course_config as cfg
-from autograder import export, late
+from autograder import late
+from autograder.marking import export
 from autograder.lms import LMS_FORMATS, lms_format
-from autograder.submissions import SubmissionsError, extract_zip, find_submissions, read_origin
+from autograder.grading.submissions import SubmissionsError, extract_zip, find_submissions, read_origin
 from tests.lms_downloads import FIXTURES, download_zip, expected_students, members
+
+pytestmark = pytest.mark.fast
 
 RELEASE = cfg.RELEASE_NOTEBOOK.read_bytes()
 
@@ -252,7 +255,7 @@ def test_times_files_of_every_form(tmp_path):
 
 def test_the_lms_policy_takes_nothing_off_and_flags_no_missing_time(monkeypatch):
     monkeypatch.setattr(cfg, "LATE_POLICY", "lms")
-    assert late.lateness(None, 20, 32) == late.Lateness(None, 0.0, 0, 0.0)
+    assert late.lateness(None, 20, 32) == late.Lateness(None, 0, 0.0)
     assert late.lateness(late.parse_time("2026-10-30 10:00"), 20, 32).penalty == 0
     monkeypatch.setattr(cfg, "LATE_POLICY", "course")
     missing = late.lateness(None, 20, 32)

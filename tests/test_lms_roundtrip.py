@@ -28,10 +28,10 @@ import pytest
 from nbgrader.api import Gradebook
 
 import course_config as cfg
-from autograder import export
-from autograder.grade import grade
+from autograder.marking import export
+from autograder.grading.grade import grade
 from autograder.lms import LMS_FORMATS
-from autograder.manual import write_manual_sheet
+from autograder.marking.manual import write_manual_sheet
 from tests.lms_downloads import FIXTURES, download_zip, expected_students
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import course_config as cfg
-from autograder.grade import graded_cells
+from autograder.grading.grade import graded_cells
 
 MUTANTS_DIR = cfg.ROOT / "tests" / "mutants"
 EXAMPLES_DIR = cfg.EXAMPLES_DIR
@@ -64,7 +64,7 @@ def test_every_test_cell_is_made_to_fail_by_some_mutant() -> None:
 
 def test_a_multiple_choice_slip_costs_half_the_points() -> None:
     shares = {cell: points for expectation in MUTANTS.values() for cell, points in expectation["must_score"].items()}
-    from autograder.judge import Judge
+    from autograder.grading.judge import Judge
 
     partial = {gid for gid, code in Judge(cfg.SOURCE_NOTEBOOK).tests.items() if re.search(r"^share\s*=", code, re.M)}
     assert set(shares) == partial == {"test_mcq_minibatch", "test_mcq_momentum"}

@@ -6,10 +6,14 @@ import copy
 import json
 
 import nbformat
+import pytest
 
 import course_config as cfg
-from autograder import manual, similarity
-from autograder.class_report import table_cell
+from autograder.grading import similarity
+from autograder.marking import manual
+from autograder.reports.class_report import table_cell
+
+pytestmark = pytest.mark.fast
 
 HOSTILE = '<script>document.title="owned"</script><img src=x onerror="window.pwned=1"><a href="javascript:alert(1)">x</a>'
 AWKWARD = "lone \ud800 surrogate, NUL \x00, right-to-left \u202eevil\u202c, " + "a" * 50_000  # one very long line

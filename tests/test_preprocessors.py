@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 import course_config as cfg
-from autograder.preprocessors import REPAIRED, RepairStructure, ScoreVerdicts, redact_notebook
+from autograder.grading.preprocessors import REPAIRED, RepairStructure, ScoreVerdicts, redact_notebook
 
 
 def graded_test_cell(source: str, outputs: list) -> nbformat.NotebookNode:

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 import course_config as cfg
-from autograder import release
+from autograder.authoring import release
 
 
 @pytest.fixture(scope="module")

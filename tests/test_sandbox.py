@@ -24,9 +24,10 @@ import nbformat
 import pytest
 
 import course_config as cfg
-from autograder import export, sandbox
-from autograder.grade import Canary
-from autograder.results import GradeRow
+from autograder.kernel import sandbox
+from autograder.marking import export
+from autograder.grading.grade import Canary
+from autograder.grading.results import GradeRow
 
 CORPUS = cfg.ROOT / "tests" / "adversarial"
 SANDBOXED = cfg.SANDBOX != "off" and sandbox.available() is None
@@ -210,7 +211,7 @@ def test_a_sandbox_that_cannot_start_stops_at_the_canary_and_scores_no_one(tmp_p
 @pytest.mark.kernel
 def test_a_kernel_that_cannot_start_is_a_grader_error_and_is_graded_again_after_the_fix(tmp_path, broken_bwrap):
     submissions, out = one_submission(tmp_path, "alice")
-    script = ("import sys; from pathlib import Path; from autograder.grade import grade\n"
+    script = ("import sys; from pathlib import Path; from autograder.grading.grade import grade\n"
               "rows = grade(Path(sys.argv[1]), Path(sys.argv[2]), canary=False)\n"
               "print('\\n'.join(f'{r.student_id}|{r.status}|{r.score}' for r in rows))")
     broken = subprocess.run([sys.executable, "-c", script, str(submissions), str(out)], cwd=cfg.ROOT,
@@ -237,7 +238,7 @@ def gradebook_state(out, student: str) -> tuple[bool, list]:
     """(flagged?, the autograded cells' scores) of a student in the class gradebook."""
     from nbgrader.api import Gradebook
 
-    from autograder.results import graded_cells
+    from autograder.grading.results import graded_cells
 
     auto_ids, _ = graded_cells()
     with Gradebook(f"sqlite:///{out / 'gradebook.db'}", cfg.COURSE_ID) as gb:
@@ -258,7 +259,7 @@ def no_namespaces(tmp_path) -> dict[str, str]:
 
 
 def test_require_refuses_a_machine_that_cannot_sandbox(monkeypatch):
-    from autograder import grade as grade_module
+    from autograder.grading import grade as grade_module
 
     monkeypatch.setattr(cfg, "SANDBOX", "require")
     monkeypatch.setattr(sandbox, "available", lambda: "bubblewrap cannot create namespaces here")

@@ -16,8 +16,8 @@ from nbformat.v4 import new_markdown_cell, new_output
 
 import course_config as cfg
 from autograder import sanitize
-from autograder.gradebook import rubrics
-from autograder.settings import nbgrader_config
+from autograder.grading.gradebook import rubrics
+from autograder.grading.settings import nbgrader_config
 
 PNG = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d"
                                      "4944415478da63f8ffff3f0005fe02fea7d6a4b50000000049454e44ae426082")).decode()

@@ -12,8 +12,8 @@ import zipfile
 import pytest
 
 import course_config as cfg
-from autograder.grade import grade, merge_gradebooks
-from autograder.shards import merge
+from autograder.grading.grade import grade, merge_gradebooks
+from autograder.grading.shards import merge
 
 EXAMPLES = cfg.EXAMPLES_DIR
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]

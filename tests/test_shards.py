@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import course_config as cfg
-from autograder.grade import GradeRow, graded_cells, write_grades
-from autograder.shards import merge, parse_shard, select_shard
-from autograder.submissions import Submission, find_submissions
+from autograder.grading.grade import GradeRow, graded_cells, write_grades
+from autograder.grading.shards import merge, parse_shard, select_shard
+from autograder.grading.submissions import Submission, find_submissions
 
 AUTO_IDS, MANUAL_IDS = graded_cells()
 STUDENTS = [f"student{i:03d}" for i in range(60)]

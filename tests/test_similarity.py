@@ -23,8 +23,8 @@ import nbformat
 import pytest
 
 import course_config as cfg
-from autograder import similarity
-from autograder.similarity import similarity_report, write_similarity_html
+from autograder.grading import similarity
+from autograder.grading.similarity import similarity_report, write_similarity_html
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS_DIR = ROOT / "tests" / "similarity"
@@ -97,6 +97,7 @@ def pair_of(pairs: list[similarity.Pair], a: str, b: str) -> similarity.Pair:
     return found[0]
 
 
+@pytest.mark.fast
 def test_renamed_and_reformatted_copy_is_flagged(tmp_path):
     copied = disguised_copy(REFERENCE, tmp_path / "copy.ipynb")
     # the disguise is real: it still compiles, and most lines differ from the original as text
@@ -113,6 +114,7 @@ def test_renamed_and_reformatted_copy_is_flagged(tmp_path):
         assert pair.answers[grade_id].similarity >= cfg.SIMILARITY_ANSWER_THRESHOLD, (grade_id, pair.answers[grade_id])
 
 
+@pytest.mark.fast
 def test_normalisation_ignores_names_layout_and_comments():
     release = similarity.read_release()
     original = ("def momentum_update(w, grad, m, lr, beta):\n"
@@ -128,6 +130,7 @@ def test_normalisation_ignores_names_layout_and_comments():
         [("V", "=", "torch", ".", "sigmoid", "(", "V", ")")]
 
 
+@pytest.mark.fast
 def test_two_independent_correct_solutions_are_not_flagged():
     pairs = similarity_report([("reference", REFERENCE), *INDEPENDENT.items()])
     assert len(pairs) == 3
@@ -138,6 +141,7 @@ def test_two_independent_correct_solutions_are_not_flagged():
         assert {"ex1_memory", "ex2_bn_models", "ex3_momentum", "q_bn_learnable_ab"} <= pair.answers.keys()
 
 
+@pytest.mark.fast
 def test_one_copied_free_text_answer_flags_the_pair(tmp_path):
     nb = nbformat.read(INDEPENDENT["independent_sequential"], as_version=4)
     reference = similarity.answer_cells(nbformat.read(REFERENCE, as_version=4))
@@ -148,6 +152,7 @@ def test_one_copied_free_text_answer_flags_the_pair(tmp_path):
     assert pair.reason.startswith("q_bn_helped_or_hurt"), pair.reason
 
 
+@pytest.mark.fast
 def test_release_code_stubs_and_multiple_choice_do_not_count():
     release = similarity.read_release()
     nb = nbformat.read(cfg.RELEASE_NOTEBOOK, as_version=4)
@@ -160,6 +165,7 @@ def test_release_code_stubs_and_multiple_choice_do_not_count():
     assert {"ex1_memory", "ex2_bn_models", "ex3_momentum", "q_delivery_strategy"} <= answers.keys()
 
 
+@pytest.mark.fast
 def test_unreadable_submissions_are_skipped(tmp_path):
     (tmp_path / "not_json.ipynb").write_text("this is not a notebook {")
     (tmp_path / "not_notebook.ipynb").write_text(json.dumps({"cells": "nope"}))
@@ -176,6 +182,7 @@ def test_unreadable_submissions_are_skipped(tmp_path):
     assert pairs[0].flagged and pairs[0].answers["ex3_momentum"].similarity > 0.8
 
 
+@pytest.mark.fast
 def test_html_is_escaped_ranked_and_side_by_side(tmp_path):
     evil = "<script>alert(1)</script>"
     nb = copy.deepcopy(nbformat.read(REFERENCE, as_version=4))
@@ -233,11 +240,13 @@ def test_adversarial_corpus_does_not_break_it():
     assert len(pairs) == len(files) * (len(files) + 1) // 2
 
 
+@pytest.mark.fast
 def test_variants_are_reproducible():
     from tests.similarity.make_variants import main
     assert main(["--check"]) == 0, "rerun tests/similarity/make_variants.py"
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("a, b", itertools.combinations(INDEPENDENT, 2))
 def test_variants_differ_in_structure_not_only_names(a, b):
     """Guard the fixtures themselves: independent means different code, not a renamed copy."""

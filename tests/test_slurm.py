@@ -15,9 +15,9 @@ import pytest
 
 import course_config as cfg
 from autograder.__main__ import main
-from autograder.grade import csv_header, graded_cells
-from autograder.shards import shard_of
-from autograder.slurm import EXIT_FILE, SHARDS_FAILED, Plan, render_scripts
+from autograder.grading.results import csv_header, graded_cells
+from autograder.grading.shards import shard_of
+from autograder.platforms.slurm import EXIT_FILE, SHARDS_FAILED, Plan, render_scripts
 from tests.slurm_cluster import slurm_cluster  # noqa: F401  (the session's cluster fixture)
 
 EXAMPLES = cfg.EXAMPLES_DIR

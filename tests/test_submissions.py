@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 import course_config as cfg
-from autograder.submissions import (SubmissionsError, expected_grade_ids, extract_zip, find_submissions,
+from autograder.grading.submissions import (SubmissionsError, expected_grade_ids, extract_zip, find_submissions,
                                     notebook_problem)
 
 IDS = expected_grade_ids()
@@ -175,7 +175,7 @@ def notebook_with_answer(path, text: str):
 
 
 def test_text_no_file_can_hold_is_repaired_in_a_copy_that_is_graded(tmp_path):
-    from autograder.submissions import read_notebook
+    from autograder.grading.submissions import read_notebook
 
     original = notebook_with_answer(tmp_path / "in" / "mallory.ipynb", "lone \ud800 surrogate, NUL \x00, right-to-left \u202e ok")
     [submission] = find_submissions(tmp_path / "in", repaired_dir=tmp_path / "repaired")

@@ -1,4 +1,4 @@
-"""Warm kernels (``autograder/zygote.py``): forked from one pre-imported Python, isolated each.
+"""Warm kernels (``autograder/kernel/zygote.py``): forked from one pre-imported Python, isolated each.
 
 A submission that pollutes everything it can (monkeypatches torch, fills module globals, leaves
 files, a thread and a child process, signals every process it can see) is graded, then, by the
@@ -13,9 +13,9 @@ import nbformat
 import pytest
 
 import course_config as cfg
-from autograder import sandbox
-from autograder.grade import grade
-from autograder.results import cell_seconds
+from autograder.kernel import sandbox
+from autograder.grading.grade import grade
+from autograder.grading.results import cell_seconds
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 needs_sandbox = pytest.mark.skipif(cfg.SANDBOX == "off" or sandbox.available() is not None,

@@ -5,7 +5,7 @@ source once per kernel (``autograder.kernel``), then questions: call this functi
 inputs, build this model and report what its forward pass does, train it and report its outputs
 on these images, run this optimizer on these batches and report the parameters. The answer is
 plain data, JSON with tensors as raw little-endian bytes in base64, never pickle; the grader
-(``autograder/judge.py``) computes the verdict from it. A submission can change what this module
+(``autograder/grading/judge.py``) computes the verdict from it. A submission can change what this module
 reports (it runs in the submission's process), never how the grader judges the report.
 
 Standard library only at module level: torch is imported by the functions that need it, from

@@ -38,7 +38,7 @@ if str(REPO) not in sys.path:  # run as a script, sys.path[0] is tests/mutants, 
     sys.path.insert(0, str(REPO))
 
 import course_config as cfg  # noqa: E402
-from autograder.grade import graded_cells  # noqa: E402
+from autograder.grading.grade import graded_cells  # noqa: E402
 
 EXAMPLES_DIR = Path("examples") / "submissions"
 MUTANTS_DIR = Path("tests") / "mutants"

@@ -252,7 +252,7 @@ def verify(name: str) -> None:
     """Run variant ``name``'s notebook code in this process (its answers, the given code, no test and no
     long experiment), then the source notebook's hidden tests on it, as the grader's judge does; a
     failed test raises. Only this file's own code runs."""
-    from autograder.judge import Judge, LocalKernel
+    from autograder.grading.judge import Judge, LocalKernel
     from autograder.notebook_code import load_namespace
 
     with tempfile.TemporaryDirectory() as folder:

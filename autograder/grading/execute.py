@@ -1,0 +1,339 @@
+"""nbgrader's Execute step, hardened for untrusted submissions, with the hidden tests judged outside.
+
+``GuardedExecute`` replaces nbgrader's ``Execute`` in the autograde pipeline. It runs the cells
+in order in one kernel, as nbgrader does, and adds:
+
+- the judge (``autograder/grading/judge.py``): right after each test cell, its hidden tests run here, in
+  the grader, and ask the kernel questions through the probe (``autograder/kernel/probe.py``);
+  the kernel never receives a hidden test, an expected value or a verdict. The verdicts go to
+  ``ScoreVerdicts`` (the next step) through the resources, and into the record;
+- the guard (``autograder/kernel/guard.py``): snapshots after each locked cell, restores before
+  each locked cell and before the grader's questions, with a note for anything it had to repair;
+- survival: when a cell kills the kernel (``os._exit``, the memory limit, a crash) or ignores the
+  interrupt after its time limit, the notebook is run again in a fresh kernel without that cell,
+  which gets an error output saying why; the cells that do not depend on it still count. A test
+  cell whose questions did the same is judged 0, and the rest goes on in a fresh kernel;
+- limits on what the kernel sends back: bytes per message (larger ones are refused by the socket
+  before they are read), per cell and per notebook (the rest is dropped, with a note);
+- the record (``record_path``): the verdicts, the grader's notes and each graded cell's time,
+  written by the grader itself. Nothing the kernel prints is ever read as a score or a note.
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import subprocess
+import time
+from dataclasses import asdict
+from typing import Any
+
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.notebooknode import NotebookNode, from_dict
+from nbgrader import utils
+from nbgrader.preprocessors import Execute
+from traitlets import Dict, Float, Integer, List, Unicode
+
+import course_config as cfg
+from autograder import kernel
+from autograder.grading import judge
+from autograder.kernel import guard, probe
+from autograder.notebook_code import is_test_cell, nbgrader_meta
+from autograder.grading.kernel_channel import TIMEOUT_NOTE, KernelChannel, KernelLost
+from autograder.grading.preprocessors import REPAIRED
+from autograder.grading.results import NOTE_PREFIX, GraderFault
+
+
+
+class KernelStartFailure(GraderFault):
+    """No kernel could be started for this submission: a fault of the grader or the machine."""
+
+
+def out_of_memory(cell: NotebookNode) -> bool:
+    """The cell failed to allocate memory (Python's MemoryError or PyTorch's allocator)."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error" and (
+                output.get("ename") == "MemoryError" or "Cannot allocate memory" in output.get("evalue", "")):
+            return True
+    return False
+
+
+def defined_names(source: str) -> list[str]:
+    """Top-level names a cell binds (assignments, defs, classes, imports)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names += [(alias.asname or alias.name).split(".")[0] for alias in node.names]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+    return names
+
+
+def is_locked_code(cell: NotebookNode) -> bool:
+    """A locked code cell that is neither a test nor an answer: the notebook's given code."""
+    return (cell.cell_type == "code" and utils.is_locked(cell) and not utils.is_grade(cell)
+            and not utils.is_solution(cell))
+
+
+def note_output(text: str) -> NotebookNode:
+    """A grader's note as it shows in the notebook (the record, not this output, is what counts)."""
+    return from_dict({"output_type": "stream", "name": "stdout", "text": NOTE_PREFIX + text + "\n"})
+
+
+def not_run_error(reason: str) -> NotebookNode:
+    return from_dict({"output_type": "error", "ename": "CellNotRun", "evalue": reason,
+                      "traceback": [f"CellNotRun: {reason}"]})
+
+
+def cell_key(cell: NotebookNode, index: int) -> str:
+    """How the record names a cell: its grade id, else its position."""
+    return nbgrader_meta(cell).get("grade_id") or f"cell {index}"
+
+
+class GuardedExecute(KernelChannel, Execute):
+    """Execute with the judge outside the kernel, a tamper guard, limits, and recovery from cells
+    that kill or hang the kernel."""
+
+    max_restarts = Integer(4, help="fresh kernels to try after cells that kill or hang one").tag(config=True)
+    guard_timeout = Integer(30, help="seconds the guard and liveness probes may take").tag(config=True)
+    interrupt_grace = Integer(10, help="seconds a kernel has to answer after an interrupt").tag(config=True)
+    cleanup_command = List(Unicode(), help="run after losing a kernel, e.g. to kill what a fork bomb left").tag(config=True)
+    sandbox_uid = Integer(None, allow_none=True, help="the kernel's user: processes it leaves behind are killed").tag(config=True)
+    cell_timeouts = Dict(value_trait=Float(), help="grade id -> seconds that cell may run (default: timeout)").tag(config=True)
+    source_notebook = Unicode(str(cfg.SOURCE_NOTEBOOK), help="the trusted source notebook: its hidden tests").tag(config=True)
+    record_path = Unicode("", help="where to write the record (verdicts, notes, times) as JSON").tag(config=True)
+
+    def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> tuple[NotebookNode, Any]:
+        self.judge = judge.Judge(self.source_notebook)
+        pristine = copy.deepcopy(nb)
+        skipped: dict[int, KernelLost] = {}  # cells not run again: they killed or hung the kernel
+        unjudged: dict[int, KernelLost] = {}  # test cells whose questions killed or hung the kernel
+        start_failure = ""
+        for _ in range(self.max_restarts + 1):
+            attempt = copy.deepcopy(pristine)
+            start_failure = ""
+            try:
+                self._run_once(attempt, resources, km, skipped, unjudged)
+                return self._finish(self.nb, self.resources)
+            except KernelLost as lost:
+                if lost.judging:
+                    self.log.warning("cell %d: %s while the grader asked about it; judged 0, running again",
+                                     lost.index, lost.reason)
+                    unjudged[lost.index] = lost
+                elif lost.index >= 0 and not utils.is_locked(pristine.cells[lost.index]):
+                    self.log.warning("cell %d: %s; running the notebook again without it", lost.index, lost.reason)
+                    skipped[lost.index] = lost
+                else:  # the notebook's own code is never skipped: what broke it was left over, retry
+                    self.log.warning("cell %d (locked): %s; retrying in a fresh kernel", lost.index, lost.reason)
+                    time.sleep(1)
+            except GraderFault:
+                raise
+            except RuntimeError as error:  # a kernel that does not start (a fork bomb's leftovers)
+                self.log.warning("the kernel did not start (%s); trying a fresh one", error)
+                start_failure = str(error) or type(error).__name__
+            if self.cleanup_command:
+                subprocess.run(self.cleanup_command, capture_output=True)
+        if start_failure:  # not the student's doing: no score at all, rather than zeros
+            raise KernelStartFailure(f"the kernel did not start after {self.max_restarts + 1} tries: {start_failure}")
+        # too many bad cells: keep what the last attempt produced, mark the rest
+        for index, cell in enumerate(attempt.cells):
+            if cell.cell_type == "code" and index not in self._reached:
+                self._note(cell, index, "not run: the grader gave up after repeated kernel failures", error=True)
+        return self._finish(attempt, resources)
+
+    def _finish(self, nb: NotebookNode, resources: Any) -> tuple[NotebookNode, Any]:
+        """Hand the verdicts to ``ScoreVerdicts`` and write the record."""
+        record = {"verdicts": {gid: asdict(v) for gid, v in self.verdicts.items()}, "notes": self.notes,
+                  "seconds": self.seconds, "timeouts": sorted(self.timeouts)}
+        resources = resources if resources is not None else {}
+        resources["autograder"] = record
+        if self.record_path:
+            with open(self.record_path, "w") as file:
+                json.dump(record, file, indent=1, sort_keys=True)
+        return nb, resources
+
+    def _note(self, cell: NotebookNode, index: int, text: str, *, first: bool = False, error: bool = False) -> None:
+        """Record a note of the grader's on a cell, and show it there."""
+        self.notes.setdefault(cell_key(cell, index), []).append(text)
+        if error:
+            cell.outputs = [not_run_error(text)]
+        elif first:
+            cell.outputs.insert(0, note_output(text))
+        else:
+            cell.outputs.append(note_output(text))
+
+    def _run_once(self, nb: NotebookNode, resources: Any, km: Any, skipped: dict[int, KernelLost],
+                  unjudged: dict[int, KernelLost]) -> None:
+        # the body of nbconvert's ExecutePreprocessor.preprocess, with the judge, the guard and recovery
+        NotebookClient.__init__(self, nb, km)
+        self.timeout_func = self._cell_timeout
+        self.reset_execution_trackers()
+        self._check_assign_resources(resources)
+        self.notes: dict[str, list[str]] = {}
+        self.verdicts: dict[str, judge.Verdict] = {}
+        self.seconds: dict[str, float] = {}
+        self.timeouts: set[str] = set()
+        self._sent = {"notebook": 0}  # bytes of output kept, per cell index and in all
+        self._dropped: set[int] = set()
+        self._reached: set[int] = set()  # cells this attempt ran (or skipped on purpose)
+        guard_token, probe_token = kernel.new_token(), kernel.new_token()
+        with self.setup_kernel():
+            info = self.wait_for_reply(self.kc.kernel_info())
+            self.nb.metadata["language_info"] = info["content"]["language_info"]
+            self._kernel_pids = self._user_pids()  # before any student code: the kernel alone
+            self._silent(kernel.install_code(guard, guard_token, **guard.options()), index=-1)
+            self._silent(kernel.install_code(probe, probe_token), index=-1)
+            for index, cell in enumerate(self.nb.cells):
+                repair = cell.metadata.pop(REPAIRED, None)
+                if repair:  # RepairStructure's, during nbgrader's sanitizing
+                    self.notes.setdefault(cell_key(cell, index), []).append(str(repair))
+                    if cell.cell_type == "code":
+                        cell.outputs.append(note_output(str(repair)))
+                if index in skipped:
+                    self._note(cell, index, f"not run: {skipped[index].reason}", error=True)
+                    if skipped[index].timed_out:  # the worker grades such a notebook a second time
+                        self.timeouts.add(cell_key(cell, index))
+                    self._reached.add(index)
+                    continue
+                if cell.cell_type != "code":
+                    continue
+                self._reached.add(index)
+                started = time.perf_counter()
+                locked = is_locked_code(cell)
+                repaired = ""
+                if locked or utils.is_grade(cell):  # the notebook's own code runs untampered too
+                    repaired = self._guard(guard_token, "restore", index)
+                self._execute(cell, index)
+                if self.sandbox_uid is not None and not locked:
+                    self._kill_strays(cell, index)
+                if index in self._dropped:
+                    self._note(cell, index, f"output beyond {cfg.OUTPUT_CELL_MAX_BYTES} bytes in this cell (or "
+                                            f"{cfg.OUTPUT_NOTEBOOK_MAX_BYTES} in the notebook) was dropped")
+                if repaired:
+                    self._note(cell, index, "restored before this cell, changed by the submission: " + repaired,
+                               first=True)
+                if locked:
+                    self._guard(guard_token, "record", index, sorted(defined_names(cell.source)))
+                if is_test_cell(cell):
+                    self._judge(cell, index, guard_token, probe_token, unjudged.get(index))
+                if nbgrader_meta(cell).get("grade_id"):  # the canary's times set the limits
+                    self.seconds[cell_key(cell, index)] = time.perf_counter() - started
+        self.set_widgets_metadata()
+
+    def _judge(self, cell: NotebookNode, index: int, guard_token: str, probe_token: str,
+               lost: KernelLost | None) -> None:
+        """Judge the test cell's hidden tests here, from the kernel's answers to the probe."""
+        gid = cell_key(cell, index)
+        if lost is not None:  # an earlier attempt lost the kernel while judging this cell
+            self.verdicts[gid] = judge.Verdict(0.0, f"the kernel was lost while the grader asked about this cell: "
+                                                    f"{lost.reason}", timed_out=lost.timed_out)
+            self._note(cell, index, f"the grader's questions about this cell were not answered: {lost.reason}")
+            if lost.timed_out:
+                self.timeouts.add(gid)
+            return
+        repaired = self._guard(guard_token, "restore", index)
+        if repaired:
+            self._note(cell, index, "restored before the grader's questions, changed by the submission: " + repaired)
+        limit = self._cell_timeout(cell)
+        deadline = time.monotonic() + limit
+
+        def ask(question: dict) -> dict:
+            return self._ask(probe_token, question, index, deadline, limit)
+
+        verdict = self.judge.judge(gid, ask)
+        if self.sandbox_uid is not None:  # the student's code ran while it answered
+            self._kill_strays(cell, index)
+        if verdict.timed_out:
+            self.timeouts.add(gid)
+            self._note(cell, index, f"the grader's questions were interrupted after the cell's {limit} s {TIMEOUT_NOTE}")
+        self.verdicts[gid] = verdict
+
+    def _cell_timeout(self, cell: NotebookNode) -> int:
+        gid = nbgrader_meta(cell).get("grade_id")
+        return int(max(self.timeout or 0, self.cell_timeouts.get(gid, 0)))
+
+    def _execute(self, cell: NotebookNode, index: int) -> None:
+        try:
+            self.preprocess_cell(cell, self.resources, index)
+        except DeadKernelError as error:
+            raise KernelLost(index, "the kernel died while running this cell (exit, crash or memory limit)") from error
+        except CellTimeoutError as error:  # no reply even after the interrupt
+            raise KernelLost(index, f"the cell ran past its {self._cell_timeout(cell)} s {TIMEOUT_NOTE} and ignored the "
+                                    "interrupt", timed_out=True) from error
+        if not is_locked_code(cell) and not utils.is_grade(cell) and out_of_memory(cell):
+            # the memory it holds would starve every later cell: drop the cell, not the notebook
+            raise KernelLost(index, "the cell ran out of memory")
+        timed_out = any(o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError" for o in cell.outputs)
+        if timed_out:
+            try:
+                self._silent("pass", index)
+            except KernelLost:
+                raise KernelLost(index, f"the cell ran past its {self._cell_timeout(cell)} s {TIMEOUT_NOTE} and ignored "
+                                        "the interrupt", timed_out=True) from None
+            self.timeouts.add(cell_key(cell, index))
+            self._note(cell, index, f"interrupted after its {self._cell_timeout(cell)} s {TIMEOUT_NOTE}")
+
+    # --- What the kernel sends back -------------------------------------------------------
+
+    def create_kernel_manager(self):
+        """The kernel manager, whose sockets refuse any message larger than the limit before reading it,
+        and queue few: what the grader holds of a kernel's messages stays bounded."""
+        import zmq
+
+        km = super().create_kernel_manager()
+        km.context.setsockopt(zmq.MAXMSGSIZE, cfg.KERNEL_MESSAGE_MAX_BYTES)
+        km.context.setsockopt(zmq.RCVHWM, cfg.KERNEL_MESSAGE_QUEUE)
+        return km
+
+    def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> NotebookNode | None:
+        """Keep an output unless the cell or the notebook is over its byte limit."""
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        kept = self._sent.get(cell_index, 0)
+        if kept + size > cfg.OUTPUT_CELL_MAX_BYTES or self._sent["notebook"] + size > cfg.OUTPUT_NOTEBOOK_MAX_BYTES:
+            self._dropped.add(cell_index)
+            return None
+        self._sent[cell_index] = kept + size
+        self._sent["notebook"] += size
+        return super().output(outs, msg, display_id, cell_index)
+
+    # --- Processes the kernel leaves ------------------------------------------------------
+
+    def _kill_strays(self, cell: NotebookNode, index: int, patience_s: float = 10.0) -> None:
+        """Kill every process of the kernel's user but the kernel: a cell may leave none behind.
+
+        Forked copies of the kernel (a fork bomb) would otherwise eat the CPU of every other
+        submission graded on this machine and answer the grader's messages in the kernel's place.
+        A copy may fork again while a pass kills the others: passes repeat until none is left.
+        """
+        import psutil
+
+        stopped, deadline = 0, time.monotonic() + patience_s
+        while time.monotonic() < deadline:
+            left = self._user_pids() - self._kernel_pids  # it walks every process of the machine
+            if not left:
+                break
+            for pid in left:
+                try:
+                    psutil.Process(pid).kill()
+                    stopped += 1
+                except psutil.Error:
+                    pass
+        if stopped:
+            self._note(cell, index, f"{stopped} process(es) the cell left running were stopped")
+
+    def _user_pids(self) -> set[int]:
+        """Processes of the kernel's user (the kernel runs under bwrap, so it is not the provisioner's pid)."""
+        import psutil
+
+        if self.sandbox_uid is None:
+            return set()
+        return {p.pid for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == self.sandbox_uid}

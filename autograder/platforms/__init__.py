@@ -1,0 +1,1 @@
+"""Platforms: this grader packaged for another grading service (``gradescope``)."""

@@ -1,0 +1,116 @@
+"""The grader's seats (``autograder/grading/slots.py``) with stand-in zygotes: no kernel, no sandbox."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from autograder.grading.slots import SlotPool
+from autograder.grading.warm import ZygoteFailure
+from autograder.kernel import sandbox
+
+pytestmark = pytest.mark.fast
+
+
+class FakeZygote:
+    def __init__(self, index, uid, *, fails=False):
+        self.index, self.uid, self.fails = index, uid, fails
+        self.launched = self.stopped = False
+        self.info = None
+        self.log = f"zygote-{index}.log"
+        self.dead = False
+
+    def launch(self):
+        self.launched = True
+
+    def start(self):
+        if self.fails:
+            raise ZygoteFailure("it did not start")
+        self.info = object()
+
+    def alive(self):
+        return not self.dead
+
+    def stop(self):
+        self.stopped = True
+        self.info = None
+
+
+def pool(workers=2, *, spare=False, sandboxed=False, failing=()):
+    made = []
+
+    def make(index, uid):
+        made.append(FakeZygote(index, uid, fails=index in failing))
+        return made[-1]
+    return SlotPool(workers, spare=spare, sandboxed=sandboxed, make_zygote=make), made
+
+
+def test_workers_share_their_seats_and_the_canary_has_its_own():
+    seats, _ = pool(2, spare=True)
+    assert len(seats.slots) == 3 and seats.canary_slot is seats.slots[-1]
+    with seats.acquire() as first, seats.acquire() as second:
+        assert {id(first), id(second)} == {id(s) for s in seats.slots[:2]}
+        with seats.acquire(canary=True) as canary:
+            assert canary is seats.canary_slot
+    with seats.acquire() as again:  # handed back when the block ends
+        assert again in seats.slots[:2]
+
+
+def test_without_a_spare_core_the_canary_takes_a_workers_seat():
+    seats, _ = pool(1)
+    assert seats.canary_slot is None and len(seats.slots) == 1
+    with seats.acquire(canary=True) as slot:
+        assert slot is seats.slots[0]
+
+
+def test_a_seat_waits_until_one_is_handed_back():
+    seats, _ = pool(1)
+    got = []
+    with seats.acquire():
+        waiter = threading.Thread(target=lambda: got.append(seats.acquire().__enter__()))
+        waiter.start()
+        waiter.join(0.2)
+        assert waiter.is_alive() and not got  # every seat is taken
+    waiter.join(5)
+    assert got == [seats.slots[0]]
+
+
+def test_a_zygote_that_does_not_start_leaves_its_seat_cold():
+    seats, made = pool(2, failing={1})
+    seats.start_zygotes()
+    assert [z.index for z in made] == [0, 1] and all(z.launched for z in made)
+    assert seats.slots[1].zygote is None and made[1].stopped
+    assert seats.zygotes == [made[0]]
+
+
+def test_a_dead_zygote_is_replaced_before_its_seat_is_used():
+    seats, made = pool(1)
+    seats.start_zygotes()
+    made[0].dead = True
+    with seats.acquire() as slot:
+        assert made[0].stopped and slot.zygote is made[1] and made[1].info is not None
+
+
+def test_the_canarys_seat_serves_once_and_gives_its_memory_back():
+    seats, made = pool(1, spare=True)
+    seats.start_zygotes()
+    with seats.acquire(canary=True):
+        pass
+    assert seats.canary_slot.zygote is None and made[1].stopped
+
+
+def test_close_stops_the_zygotes_and_releases_the_user_ids(monkeypatch, tmp_path):
+    monkeypatch.setattr(sandbox, "LOCK_DIR", tmp_path)
+    base = 60000
+    monkeypatch.setattr("course_config.SANDBOX_UID_BASE", base)
+    with pool(2, spare=True, sandboxed=True)[0] as seats:
+        assert [s.uid for s in seats.slots] == [base, base + 1, base + 2]
+        others = sandbox.reserve_uids(1, base)  # another run on this machine gets the next free id
+        assert [uid for uid, _ in others] == [base + 3]
+        seats.launch_zygotes()
+        zygotes = [s.zygote for s in seats.slots]
+    assert all(z.stopped for z in zygotes)
+    again = sandbox.reserve_uids(3, base)  # released by close
+    assert [uid for uid, _ in again] == [base, base + 1, base + 2]
+    for _, handle in others + again:
+        handle.close()
