@@ -37,7 +37,10 @@ else
     "$PIP" download -q --only-binary=:all: --python-version "$base_python" -r requirements.txt "${constraints[@]}" pip \
         -d "$WHEELHOUSE" \
         2>&1 | grep -v "^WARNING: Location" || true
-    printf '[global]\nno-index = true\nfind-links = /wheelhouse\n' > "$WHEELHOUSE/../pip.conf"
+    # ignore-requires-python: constraints.txt pins wheels that ask for a later 3.11 patch release than
+    # Debian 12's 3.11.2 (soupsieve 2.10: >=3.11.5); install.sh's check then imports every package
+    printf '[global]\nno-index = true\nfind-links = /wheelhouse\nignore-requires-python = true\n' \
+        > "$WHEELHOUSE/../pip.conf"
     echo "build.sh: podman build of deploy/Dockerfile on $BASE"
     "$ENGINE" build --isolation chroot --from "$BASE" --ignorefile deploy/Dockerfile.dockerignore \
         -v "$PWD/$WHEELHOUSE:/wheelhouse:ro" -v "$PWD/$WHEELHOUSE/../pip.conf:/etc/pip.conf:ro" \
