@@ -91,15 +91,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from autograder.reports.class_report import write_class_report
-    from autograder.grading.grade import merge_gradebooks
-    from autograder.grading.shards import merge, read_grades
-    from autograder.grading.submissions import repair_notes
+    from autograder.platforms.class_merge import merge_class
 
-    path = merge([Path(s) for s in args.shards], Path(args.out))
-    students = {row[0] for row in read_grades(path)[1]}
-    write_class_report(path, Path(args.out), notes=repair_notes([Path(s) for s in args.shards], students))
-    merge_gradebooks([Path(s) for s in args.shards], Path(args.out))
+    path = merge_class([Path(s) for s in args.shards], Path(args.out))
     print(f"merged {len(args.shards)} shard(s) into {path}")
     return 0
 

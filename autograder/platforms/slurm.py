@@ -40,6 +40,7 @@ import jinja2
 
 import course_config as cfg
 from autograder.errors import InputError, SetupError
+from autograder.files import atomic_write
 
 EXIT_FILE = "slurm-exit"  # in DIR/shards/<i>: grade's exit status, once the task's grade ended
 VERDICT = Path("slurm") / "verdict.json"  # in DIR: the merge job's exit status and message
@@ -333,23 +334,6 @@ def read_verdict(out: Path, merge_job: str | None = None) -> tuple[int, str]:
                                "before merging; run the same command again")
 
 
-def merge_class(shard_dirs: list[Path], dest: Path) -> Path:
-    """The class folder that ``grade --out dest`` writes, made from shard folders as the ``merge`` command
-    makes it: grades.csv and feedback, the class report, the class gradebook and the similarity report;
-    return ``dest/grades.csv``. (Here, not in ``grading/shards.py``: the class report is a ``reports/``
-    step, which the ``grading/`` layer may not import.)"""
-    from autograder.grading.grade import merge_gradebooks
-    from autograder.grading.shards import merge, read_grades
-    from autograder.grading.submissions import repair_notes
-    from autograder.reports.class_report import write_class_report
-
-    path = merge(shard_dirs, dest)
-    students = {row[0] for row in read_grades(path)[1]}
-    write_class_report(path, dest, notes=repair_notes(shard_dirs, students))
-    merge_gradebooks(shard_dirs, dest)
-    return path
-
-
 def merge_job(out: Path, tasks: int) -> tuple[int, str]:
     """The merge job's work: merge ``DIR/shards/0..tasks-1`` into ``DIR`` unless a shard did not finish.
 
@@ -361,6 +345,8 @@ def merge_job(out: Path, tasks: int) -> tuple[int, str]:
 
     from autograder.grading.results import GradeRow, fault_summary
     from autograder.grading.shards import read_grades
+
+    from autograder.platforms.class_merge import merge_class
 
     out = Path(out)
     folders = [shard_dir(out, i) for i in range(tasks)]
@@ -388,11 +374,8 @@ def merge_job(out: Path, tasks: int) -> tuple[int, str]:
         message = f"error: {faults}" if faults else (
             f"merged {tasks} shard(s) into {shown(path)}: {len(rows)} submission(s), "
             + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    verdict = out / VERDICT
-    verdict.parent.mkdir(parents=True, exist_ok=True)
-    tmp = verdict.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"exit_status": code, "message": message}, indent=1))
-    os.replace(tmp, verdict)
+    (out / VERDICT).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / VERDICT, json.dumps({"exit_status": code, "message": message}, indent=1))
     return code, message
 
 
