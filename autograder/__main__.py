@@ -189,23 +189,16 @@ def cmd_gradescope_zip(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Release, grade the examples, and compare each with ``examples/submissions/expected.json``."""
-    import json
+    from autograder.authoring.expected import verdict_lines
 
     args.check = False
     status = cmd_release(args)
     if status:
         return status
     status, rows = grade_and_report(EXAMPLES, Path(args.out), workers=args.workers, shard=None)
-    expected = json.loads((EXAMPLES / "expected.json").read_text())
-    by_id = {row.student_id: row for row in rows}
-    wrong = [f"{student}: {cell} scored {by_id[student].cells.get(cell)}, expected {points:g}"
-             for student, cells in expected.items() for cell, points in cells.items()
-             if student not in by_id or by_id[student].cells.get(cell) != points]
-    for line in wrong:
-        print(f"demo: UNEXPECTED {line}", file=sys.stderr)
-    if not wrong:
-        print(f"demo: all {len(expected)} examples got the scores examples/submissions/expected.json lists")
-    return status or (1 if wrong else 0)
+    ok, lines = verdict_lines({row.student_id: row.cells for row in rows})
+    print("\n".join(lines), file=sys.stdout if ok else sys.stderr)
+    return status or (0 if ok else 1)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

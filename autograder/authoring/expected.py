@@ -1,0 +1,56 @@
+"""The examples' scores against ``examples/submissions/expected.json``: what ``demo`` and the
+container's demo (``deploy/docker/demo.sh``) check after grading the examples.
+
+    python -m autograder.authoring.expected GRADES.csv    # exit 1 on a score other than expected
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import course_config as cfg
+from autograder.csvfiles import parse_points
+
+EXPECTED = cfg.EXAMPLES_DIR / "expected.json"
+
+
+def unexpected_scores(scores: Mapping[str, Mapping[str, float | None]], expected: Path = EXPECTED) -> list[str]:
+    """One line per example cell whose score (student -> cell -> points) is not the expected one."""
+    wanted = json.loads(Path(expected).read_text())
+    return [f"{student}: {cell} scored {scores.get(student, {}).get(cell)}, expected {points:g}"
+            for student, cells in wanted.items() for cell, points in cells.items()
+            if student not in scores or scores[student].get(cell) != points]
+
+
+def verdict_lines(scores: Mapping[str, Mapping[str, float | None]], expected: Path = EXPECTED) -> tuple[bool, list[str]]:
+    """(all as expected, the lines to print): each unexpected score, or the line that all were expected."""
+    wrong = unexpected_scores(scores, expected)
+    if wrong:
+        return False, [f"demo: UNEXPECTED {line}" for line in wrong]
+    count = len(json.loads(Path(expected).read_text()))
+    return True, [f"demo: all {count} examples got the scores examples/submissions/expected.json lists"]
+
+
+def scores_of(grades_csv: Path, expected: Path = EXPECTED) -> tuple[dict[str, dict[str, float | None]], set[str]]:
+    """The expected cells' points per student in a ``grades.csv`` (None where empty), and its isolations."""
+    cells = {cell for wanted in json.loads(Path(expected).read_text()).values() for cell in wanted}
+    with open(grades_csv, newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    scores = {row["student_id"]: {cell: parse_points(row[cell], f"{grades_csv}: {row['student_id']}, {cell}")
+                                  if row.get(cell) else None for cell in cells} for row in rows}
+    return scores, {row["isolation"] for row in rows}
+
+
+def main(argv: list[str]) -> int:
+    scores, isolation = scores_of(Path(argv[0]))
+    print(f"demo: kernels' isolation: {', '.join(sorted(isolation))}")
+    ok, lines = verdict_lines(scores)
+    print("\n".join(lines), file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
