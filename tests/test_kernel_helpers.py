@@ -146,3 +146,33 @@ def test_one_builder_makes_every_kernels_sandbox_with_the_course_limits():
     assert built.memory_bytes == cfg.KERNEL_MEMORY_MB * 2**20 and built.max_processes == cfg.KERNEL_MAX_PROCESSES
     assert built.env == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
     assert kernel_sandbox(60001, {}, "/x/ipc", 1).cgroup_controllers == []
+
+
+def test_kill_user_kills_the_users_processes_but_those_kept_and_no_one_elses():
+    """Both sides: a sandbox user's strays die, the kept kernel and another user's process live on."""
+    if os.geteuid() != 0:
+        pytest.skip("starting processes as other users needs root")
+    uid, other = 64999, 64998
+
+    def start(as_uid):
+        return subprocess.Popen(["sleep", "60"], user=as_uid, group=as_uid)
+
+    kernel_process, strays, bystander = start(uid), [start(uid), start(uid)], start(other)
+    try:
+        deadline = time.monotonic() + 5
+        while len(sandbox.user_pids(uid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sandbox.user_pids(uid) == {kernel_process.pid, *(p.pid for p in strays)}
+        assert sandbox.kill_user(uid, keep={kernel_process.pid}) == 2
+        for stray in strays:
+            stray.wait(timeout=5)  # reaped here: a zombie is not counted as alive
+        assert sandbox.user_pids(uid) == {kernel_process.pid}
+        assert kernel_process.poll() is None and bystander.poll() is None
+        assert sandbox.kill_user(uid, keep={kernel_process.pid}) == 0  # nothing left to kill: silent
+        assert sandbox.kill_user(uid) == 1
+        kernel_process.wait(timeout=5)
+        assert bystander.poll() is None
+    finally:
+        for process in (kernel_process, *strays, bystander):
+            process.kill()
+            process.wait()

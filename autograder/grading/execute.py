@@ -23,7 +23,6 @@ from __future__ import annotations
 import ast
 import copy
 import json
-import subprocess
 import time
 from dataclasses import asdict
 from typing import Any
@@ -33,12 +32,12 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode, from_dict
 from nbgrader import utils
 from nbgrader.preprocessors import Execute
-from traitlets import Dict, Float, Integer, List, Unicode
+from traitlets import Dict, Float, Integer, Unicode
 
 import course_config as cfg
 from autograder import kernel
 from autograder.grading import judge
-from autograder.kernel import guard, probe
+from autograder.kernel import guard, probe, sandbox
 from autograder.notebook_code import is_test_cell, nbgrader_meta
 from autograder.grading.kernel_channel import TIMEOUT_NOTE, KernelChannel, KernelLost
 from autograder.grading.preprocessors import REPAIRED
@@ -106,7 +105,6 @@ class GuardedExecute(KernelChannel, Execute):
     max_restarts = Integer(4, help="fresh kernels to try after cells that kill or hang one").tag(config=True)
     guard_timeout = Integer(30, help="seconds the guard and liveness probes may take").tag(config=True)
     interrupt_grace = Integer(10, help="seconds a kernel has to answer after an interrupt").tag(config=True)
-    cleanup_command = List(Unicode(), help="run after losing a kernel, e.g. to kill what a fork bomb left").tag(config=True)
     sandbox_uid = Integer(None, allow_none=True, help="the kernel's user: processes it leaves behind are killed").tag(config=True)
     cell_timeouts = Dict(value_trait=Float(), help="grade id -> seconds that cell may run (default: timeout)").tag(config=True)
     source_notebook = Unicode(str(cfg.SOURCE_NOTEBOOK), help="the trusted source notebook: its hidden tests").tag(config=True)
@@ -140,8 +138,8 @@ class GuardedExecute(KernelChannel, Execute):
             except RuntimeError as error:  # a kernel that does not start (a fork bomb's leftovers)
                 self.log.warning("the kernel did not start (%s); trying a fresh one", error)
                 start_failure = str(error) or type(error).__name__
-            if self.cleanup_command:
-                subprocess.run(self.cleanup_command, capture_output=True)
+            if self.sandbox_uid is not None:  # what a fork bomb left would starve the next kernel
+                sandbox.kill_user(self.sandbox_uid)
         if start_failure:  # not the student's doing: no score at all, rather than zeros
             raise KernelStartFailure(f"the kernel did not start after {self.max_restarts + 1} tries: {start_failure}")
         # too many bad cells: keep what the last attempt produced, mark the rest
@@ -189,7 +187,8 @@ class GuardedExecute(KernelChannel, Execute):
         with self.setup_kernel():
             info = self.wait_for_reply(self.kc.kernel_info())
             self.nb.metadata["language_info"] = info["content"]["language_info"]
-            self._kernel_pids = self._user_pids()  # before any student code: the kernel alone
+            # before any student code: the kernel alone (it runs under bwrap: not the provisioner's pid)
+            self._kernel_pids = sandbox.user_pids(self.sandbox_uid) if self.sandbox_uid is not None else set()
             self._silent(kernel.install_code(guard, guard_token, **guard.options()), index=-1)
             self._silent(kernel.install_code(probe, probe_token), index=-1)
             for index, cell in enumerate(self.nb.cells):
@@ -307,33 +306,12 @@ class GuardedExecute(KernelChannel, Execute):
 
     # --- Processes the kernel leaves ------------------------------------------------------
 
-    def _kill_strays(self, cell: NotebookNode, index: int, patience_s: float = 10.0) -> None:
+    def _kill_strays(self, cell: NotebookNode, index: int) -> None:
         """Kill every process of the kernel's user but the kernel: a cell may leave none behind.
 
         Forked copies of the kernel (a fork bomb) would otherwise eat the CPU of every other
         submission graded on this machine and answer the grader's messages in the kernel's place.
-        A copy may fork again while a pass kills the others: passes repeat until none is left.
         """
-        import psutil
-
-        stopped, deadline = 0, time.monotonic() + patience_s
-        while time.monotonic() < deadline:
-            left = self._user_pids() - self._kernel_pids  # it walks every process of the machine
-            if not left:
-                break
-            for pid in left:
-                try:
-                    psutil.Process(pid).kill()
-                    stopped += 1
-                except psutil.Error:
-                    pass
+        stopped = sandbox.kill_user(self.sandbox_uid, keep=self._kernel_pids)
         if stopped:
             self._note(cell, index, f"{stopped} process(es) the cell left running were stopped")
-
-    def _user_pids(self) -> set[int]:
-        """Processes of the kernel's user (the kernel runs under bwrap, so it is not the provisioner's pid)."""
-        import psutil
-
-        if self.sandbox_uid is None:
-            return set()
-        return {p.pid for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == self.sandbox_uid}

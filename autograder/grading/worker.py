@@ -83,9 +83,7 @@ def sandbox_setup(task: Task, course: Path) -> tuple[dict, str | None, Path]:
     else:
         sandbox.write_kernelspec(jupyter, config.write(course / "sandbox.json"))
     os.environ["JUPYTER_PATH"] = str(jupyter)
-    extra = {"GuardedExecute": {"kernel_name": sandbox.KERNEL_NAME, "sandbox_uid": task.sandbox_uid,
-                                "cleanup_command": [sys.executable, "-m", "autograder.kernel.sandbox", "--kill",
-                                                    str(task.sandbox_uid)]},
+    extra = {"GuardedExecute": {"kernel_name": sandbox.KERNEL_NAME, "sandbox_uid": task.sandbox_uid},
              "KernelManager": {"transport": "ipc", "ip": str(ipc / "kernel")}}
     return extra, cgroup, ipc
 

@@ -28,6 +28,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -305,18 +306,44 @@ def reserve_uids(count: int, base: int, span: int = 1000) -> list:
     raise RuntimeError(f"no free sandbox user ids in {base}..{base + span - 1} ({LOCK_DIR})")
 
 
-def kill_user(uid: int, patience_s: float = 10.0) -> None:
-    """Kill every process of the sandbox user (a fork bomb's leftovers), until none is left.
+def user_pids(uid: int) -> set[int]:
+    """The live processes whose real user id is ``uid`` (zombies, which hold nothing, left out), from /proc."""
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+        except OSError:  # it ended while we read
+            continue
+        if int(fields.get("Uid", "-1").split()[0]) == uid and not fields.get("State", "").strip().startswith("Z"):
+            pids.add(int(entry))
+    return pids
 
-    One ``pkill`` pass can miss children forked while it scans, so it repeats until
-    ``pgrep`` finds nothing.
+
+def kill_user(uid: int, keep: frozenset[int] | set[int] = frozenset(), patience_s: float = 10.0) -> int:
+    """Kill every process of the sandbox user but ``keep`` (a fork bomb's leftovers), until none is left;
+    return how many were killed.
+
+    One pass can miss children forked while it scans, so passes repeat until one finds nothing.
+    The worker calls this after each submission (``keep`` empty), the executor after each cell
+    (``keep``: the kernel's own processes).
     """
+    killed: set[int] = set()
     deadline = time.monotonic() + patience_s
     while time.monotonic() < deadline:
-        subprocess.run(["pkill", "-9", "-U", str(uid)], capture_output=True)
-        if subprocess.run(["pgrep", "-U", str(uid)], capture_output=True).returncode != 0:
-            return
-        time.sleep(0.05)
+        left = user_pids(uid) - set(keep)
+        if not left:
+            break
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.01)
+    return len(killed)
 
 
 def write_kernelspec(folder: Path, config_path: Path) -> Path:
@@ -368,9 +395,6 @@ def launch(config_path: Path, kernel_argv: list[str]) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if argv and argv[0] == "--kill":  # python -m autograder.kernel.sandbox --kill UID
-        kill_user(int(argv[1]))
-        return
     split = argv.index("--")
     launch(Path(argv[0]), argv[split + 1:])
 
