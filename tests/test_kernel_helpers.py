@@ -15,7 +15,7 @@ import pytest
 
 from autograder import kernel
 from autograder.grading import warm
-from autograder.kernel import sandbox, zygote
+from autograder.kernel import processes, sandbox, zygote
 
 pytestmark = pytest.mark.fast
 
@@ -160,16 +160,16 @@ def test_kill_user_kills_the_users_processes_but_those_kept_and_no_one_elses():
     kernel_process, strays, bystander = start(uid), [start(uid), start(uid)], start(other)
     try:
         deadline = time.monotonic() + 5
-        while len(sandbox.user_pids(uid)) < 3 and time.monotonic() < deadline:
+        while len(processes.user_pids(uid)) < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert sandbox.user_pids(uid) == {kernel_process.pid, *(p.pid for p in strays)}
-        assert sandbox.kill_user(uid, keep={kernel_process.pid}) == 2
+        assert processes.user_pids(uid) == {kernel_process.pid, *(p.pid for p in strays)}
+        assert processes.kill_user(uid, keep={kernel_process.pid}) == 2
         for stray in strays:
             stray.wait(timeout=5)  # reaped here: a zombie is not counted as alive
-        assert sandbox.user_pids(uid) == {kernel_process.pid}
+        assert processes.user_pids(uid) == {kernel_process.pid}
         assert kernel_process.poll() is None and bystander.poll() is None
-        assert sandbox.kill_user(uid, keep={kernel_process.pid}) == 0  # nothing left to kill: silent
-        assert sandbox.kill_user(uid) == 1
+        assert processes.kill_user(uid, keep={kernel_process.pid}) == 0  # nothing left to kill: silent
+        assert processes.kill_user(uid) == 1
         kernel_process.wait(timeout=5)
         assert bystander.poll() is None
     finally:

@@ -44,7 +44,7 @@ def run_worker(task_path: Path, log_path: Path, result_path: Path, sid: str, uid
     """Run the worker of ``task_path`` for at most ``limit`` seconds; None when it wrote ``result_path``,
     else the result that says why not (``error``: too slow; ``grader_error``: the machine or a crash)."""
     from autograder.grading.worker import child_main, worker_cgroup
-    from autograder.kernel import sandbox
+    from autograder.kernel import processes, sandbox
 
     start = time.perf_counter()
     process, out_of_memory = None, False
@@ -60,7 +60,7 @@ def run_worker(task_path: Path, log_path: Path, result_path: Path, sid: str, uid
         return {"student_id": sid, "grader_error": f"could not start a grading worker: {error}"}
     finally:
         if uid is not None:
-            sandbox.kill_user(uid)
+            processes.kill_user(uid)
         if process is not None and process.pid is not None:
             out_of_memory = sandbox.oom_killed(worker_cgroup(process.pid))
             sandbox.remove_cgroup(worker_cgroup(process.pid))

@@ -37,7 +37,7 @@ from traitlets import Dict, Float, Integer, Unicode
 import course_config as cfg
 from autograder import kernel
 from autograder.grading import judge
-from autograder.kernel import guard, probe, sandbox
+from autograder.kernel import guard, probe, processes
 from autograder.notebook_code import is_test_cell, nbgrader_meta
 from autograder.grading.kernel_channel import TIMEOUT_NOTE, KernelChannel, KernelLost
 from autograder.grading.preprocessors import REPAIRED
@@ -139,7 +139,7 @@ class GuardedExecute(KernelChannel, Execute):
                 self.log.warning("the kernel did not start (%s); trying a fresh one", error)
                 start_failure = str(error) or type(error).__name__
             if self.sandbox_uid is not None:  # what a fork bomb left would starve the next kernel
-                sandbox.kill_user(self.sandbox_uid)
+                processes.kill_user(self.sandbox_uid)
         if start_failure:  # not the student's doing: no score at all, rather than zeros
             raise KernelStartFailure(f"the kernel did not start after {self.max_restarts + 1} tries: {start_failure}")
         # too many bad cells: keep what the last attempt produced, mark the rest
@@ -188,7 +188,7 @@ class GuardedExecute(KernelChannel, Execute):
             info = self.wait_for_reply(self.kc.kernel_info())
             self.nb.metadata["language_info"] = info["content"]["language_info"]
             # before any student code: the kernel alone (it runs under bwrap: not the provisioner's pid)
-            self._kernel_pids = sandbox.user_pids(self.sandbox_uid) if self.sandbox_uid is not None else set()
+            self._kernel_pids = processes.user_pids(self.sandbox_uid) if self.sandbox_uid is not None else set()
             self._silent(kernel.install_code(guard, guard_token, **guard.options()), index=-1)
             self._silent(kernel.install_code(probe, probe_token), index=-1)
             for index, cell in enumerate(self.nb.cells):
@@ -312,6 +312,6 @@ class GuardedExecute(KernelChannel, Execute):
         Forked copies of the kernel (a fork bomb) would otherwise eat the CPU of every other
         submission graded on this machine and answer the grader's messages in the kernel's place.
         """
-        stopped = sandbox.kill_user(self.sandbox_uid, keep=self._kernel_pids)
+        stopped = processes.kill_user(self.sandbox_uid, keep=self._kernel_pids)
         if stopped:
             self._note(cell, index, f"{stopped} process(es) the cell left running were stopped")

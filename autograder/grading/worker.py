@@ -136,7 +136,7 @@ def run(task: Task) -> dict:
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
 
-    from autograder.kernel import sandbox
+    from autograder.kernel import processes, sandbox
     from autograder.grading.settings import kernel_environment, nbgrader_config, venv_on_path
 
     start = time.perf_counter()
@@ -197,7 +197,7 @@ def run(task: Task) -> dict:
         result = {"student_id": task.student_id, "grader_error": f"{type(error).__name__}: {error}"[:300]}
     finally:
         if task.sandbox_uid is not None:
-            sandbox.kill_user(task.sandbox_uid)
+            processes.kill_user(task.sandbox_uid)
         if cgroup:
             sandbox.remove_cgroup(cgroup)
         if ipc:

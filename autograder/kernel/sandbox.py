@@ -28,11 +28,9 @@ import glob
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -304,46 +302,6 @@ def reserve_uids(count: int, base: int, span: int = 1000) -> list:
         if len(held) == count:
             return held
     raise RuntimeError(f"no free sandbox user ids in {base}..{base + span - 1} ({LOCK_DIR})")
-
-
-def user_pids(uid: int) -> set[int]:
-    """The live processes whose real user id is ``uid`` (zombies, which hold nothing, left out), from /proc."""
-    pids = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status") as status:
-                fields = dict(line.split(":", 1) for line in status if ":" in line)
-        except OSError:  # it ended while we read
-            continue
-        if int(fields.get("Uid", "-1").split()[0]) == uid and not fields.get("State", "").strip().startswith("Z"):
-            pids.add(int(entry))
-    return pids
-
-
-def kill_user(uid: int, keep: frozenset[int] | set[int] = frozenset(), patience_s: float = 10.0) -> int:
-    """Kill every process of the sandbox user but ``keep`` (a fork bomb's leftovers), until none is left;
-    return how many were killed.
-
-    One pass can miss children forked while it scans, so passes repeat until one finds nothing.
-    The worker calls this after each submission (``keep`` empty), the executor after each cell
-    (``keep``: the kernel's own processes).
-    """
-    killed: set[int] = set()
-    deadline = time.monotonic() + patience_s
-    while time.monotonic() < deadline:
-        left = user_pids(uid) - set(keep)
-        if not left:
-            break
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed.add(pid)
-            except (ProcessLookupError, PermissionError):
-                pass
-        time.sleep(0.01)
-    return len(killed)
 
 
 def write_kernelspec(folder: Path, config_path: Path) -> Path:
