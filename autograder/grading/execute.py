@@ -13,23 +13,24 @@ in order in one kernel, as nbgrader does, and adds:
   interrupt after its time limit, the notebook is run again in a fresh kernel without that cell,
   which gets an error output saying why; the cells that do not depend on it still count. A test
   cell whose questions did the same is judged 0, and the rest goes on in a fresh kernel;
-- limits on what the kernel sends back: bytes per message (larger ones are refused by the socket
-  before they are read), per cell and per notebook (the rest is dropped, with a note);
-- the record (``record_path``): the verdicts, the grader's notes and each graded cell's time,
-  written by the grader itself. Nothing the kernel prints is ever read as a score or a note.
+- limits on what the kernel sends back (``output_limits.py``): bytes per message (larger ones are
+  refused by the socket before they are read), per cell and per notebook (the rest is dropped,
+  with a note);
+- the record (``cell_record.py``, ``record_path``): the verdicts, the grader's notes and each graded
+  cell's time, written by the grader itself. Nothing the kernel prints is ever read as a score or a note.
+
+The questions and the guard's calls travel through ``kernel_channel.py``; this module runs the cells.
 """
 from __future__ import annotations
 
 import ast
 import copy
-import json
 import time
-from dataclasses import asdict
 from typing import Any
 
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbformat.notebooknode import NotebookNode, from_dict
+from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.preprocessors import Execute
 from traitlets import Dict, Float, Integer, Unicode
@@ -41,7 +42,9 @@ from autograder.kernel import guard, probe, processes
 from autograder.notebook_code import is_test_cell, nbgrader_meta
 from autograder.grading.kernel_channel import TIMEOUT_NOTE, KernelChannel, KernelLost
 from autograder.grading.preprocessors import REPAIRED
-from autograder.grading.results import NOTE_PREFIX, GraderFault
+from autograder.grading.cell_record import CellRecord, cell_key, note_output
+from autograder.grading.output_limits import OutputLimits
+from autograder.grading.results import GraderFault
 
 
 
@@ -83,22 +86,7 @@ def is_locked_code(cell: NotebookNode) -> bool:
             and not utils.is_solution(cell))
 
 
-def note_output(text: str) -> NotebookNode:
-    """A grader's note as it shows in the notebook (the record, not this output, is what counts)."""
-    return from_dict({"output_type": "stream", "name": "stdout", "text": NOTE_PREFIX + text + "\n"})
-
-
-def not_run_error(reason: str) -> NotebookNode:
-    return from_dict({"output_type": "error", "ename": "CellNotRun", "evalue": reason,
-                      "traceback": [f"CellNotRun: {reason}"]})
-
-
-def cell_key(cell: NotebookNode, index: int) -> str:
-    """How the record names a cell: its grade id, else its position."""
-    return nbgrader_meta(cell).get("grade_id") or f"cell {index}"
-
-
-class GuardedExecute(KernelChannel, Execute):
+class GuardedExecute(CellRecord, OutputLimits, KernelChannel, Execute):
     """Execute with the judge outside the kernel, a tamper guard, limits, and recovery from cells
     that kill or hang the kernel."""
 
@@ -148,27 +136,6 @@ class GuardedExecute(KernelChannel, Execute):
                 self._note(cell, index, "not run: the grader gave up after repeated kernel failures", error=True)
         return self._finish(attempt, resources)
 
-    def _finish(self, nb: NotebookNode, resources: Any) -> tuple[NotebookNode, Any]:
-        """Hand the verdicts to ``ScoreVerdicts`` and write the record."""
-        record = {"verdicts": {gid: asdict(v) for gid, v in self.verdicts.items()}, "notes": self.notes,
-                  "seconds": self.seconds, "timeouts": sorted(self.timeouts)}
-        resources = resources if resources is not None else {}
-        resources["autograder"] = record
-        if self.record_path:
-            with open(self.record_path, "w") as file:
-                json.dump(record, file, indent=1, sort_keys=True)
-        return nb, resources
-
-    def _note(self, cell: NotebookNode, index: int, text: str, *, first: bool = False, error: bool = False) -> None:
-        """Record a note of the grader's on a cell, and show it there."""
-        self.notes.setdefault(cell_key(cell, index), []).append(text)
-        if error:
-            cell.outputs = [not_run_error(text)]
-        elif first:
-            cell.outputs.insert(0, note_output(text))
-        else:
-            cell.outputs.append(note_output(text))
-
     def _run_once(self, nb: NotebookNode, resources: Any, km: Any, skipped: dict[int, KernelLost],
                   unjudged: dict[int, KernelLost]) -> None:
         # the body of nbconvert's ExecutePreprocessor.preprocess, with the judge, the guard and recovery
@@ -176,12 +143,8 @@ class GuardedExecute(KernelChannel, Execute):
         self.timeout_func = self._cell_timeout
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
-        self.notes: dict[str, list[str]] = {}
-        self.verdicts: dict[str, judge.Verdict] = {}
-        self.seconds: dict[str, float] = {}
-        self.timeouts: set[str] = set()
-        self._sent = {"notebook": 0}  # bytes of output kept, per cell index and in all
-        self._dropped: set[int] = set()
+        self._start_record()
+        self._start_output_limits()
         self._reached: set[int] = set()  # cells this attempt ran (or skipped on purpose)
         guard_token, probe_token = kernel.new_token(), kernel.new_token()
         with self.setup_kernel():
@@ -214,9 +177,8 @@ class GuardedExecute(KernelChannel, Execute):
                 self._execute(cell, index)
                 if self.sandbox_uid is not None and not locked:
                     self._kill_strays(cell, index)
-                if index in self._dropped:
-                    self._note(cell, index, f"output beyond {cfg.OUTPUT_CELL_MAX_BYTES} bytes in this cell (or "
-                                            f"{cfg.OUTPUT_NOTEBOOK_MAX_BYTES} in the notebook) was dropped")
+                if self.dropped_output_note(index):
+                    self._note(cell, index, self.dropped_output_note(index))
                 if repaired:
                     self._note(cell, index, "restored before this cell, changed by the submission: " + repaired,
                                first=True)
@@ -227,34 +189,6 @@ class GuardedExecute(KernelChannel, Execute):
                 if nbgrader_meta(cell).get("grade_id"):  # the canary's times set the limits
                     self.seconds[cell_key(cell, index)] = time.perf_counter() - started
         self.set_widgets_metadata()
-
-    def _judge(self, cell: NotebookNode, index: int, guard_token: str, probe_token: str,
-               lost: KernelLost | None) -> None:
-        """Judge the test cell's hidden tests here, from the kernel's answers to the probe."""
-        gid = cell_key(cell, index)
-        if lost is not None:  # an earlier attempt lost the kernel while judging this cell
-            self.verdicts[gid] = judge.Verdict(0.0, f"the kernel was lost while the grader asked about this cell: "
-                                                    f"{lost.reason}", timed_out=lost.timed_out)
-            self._note(cell, index, f"the grader's questions about this cell were not answered: {lost.reason}")
-            if lost.timed_out:
-                self.timeouts.add(gid)
-            return
-        repaired = self._guard(guard_token, "restore", index)
-        if repaired:
-            self._note(cell, index, "restored before the grader's questions, changed by the submission: " + repaired)
-        limit = self._cell_timeout(cell)
-        deadline = time.monotonic() + limit
-
-        def ask(question: dict) -> dict:
-            return self._ask(probe_token, question, index, deadline, limit)
-
-        verdict = self.judge.judge(gid, ask)
-        if self.sandbox_uid is not None:  # the student's code ran while it answered
-            self._kill_strays(cell, index)
-        if verdict.timed_out:
-            self.timeouts.add(gid)
-            self._note(cell, index, f"the grader's questions were interrupted after the cell's {limit} s {TIMEOUT_NOTE}")
-        self.verdicts[gid] = verdict
 
     def _cell_timeout(self, cell: NotebookNode) -> int:
         gid = nbgrader_meta(cell).get("grade_id")
@@ -280,29 +214,6 @@ class GuardedExecute(KernelChannel, Execute):
                                         "the interrupt", timed_out=True) from None
             self.timeouts.add(cell_key(cell, index))
             self._note(cell, index, f"interrupted after its {self._cell_timeout(cell)} s {TIMEOUT_NOTE}")
-
-    # --- What the kernel sends back -------------------------------------------------------
-
-    def create_kernel_manager(self):
-        """The kernel manager, whose sockets refuse any message larger than the limit before reading it,
-        and queue few: what the grader holds of a kernel's messages stays bounded."""
-        import zmq
-
-        km = super().create_kernel_manager()
-        km.context.setsockopt(zmq.MAXMSGSIZE, cfg.KERNEL_MESSAGE_MAX_BYTES)
-        km.context.setsockopt(zmq.RCVHWM, cfg.KERNEL_MESSAGE_QUEUE)
-        return km
-
-    def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> NotebookNode | None:
-        """Keep an output unless the cell or the notebook is over its byte limit."""
-        size = len(json.dumps(msg.get("content", {}), default=str))
-        kept = self._sent.get(cell_index, 0)
-        if kept + size > cfg.OUTPUT_CELL_MAX_BYTES or self._sent["notebook"] + size > cfg.OUTPUT_NOTEBOOK_MAX_BYTES:
-            self._dropped.add(cell_index)
-            return None
-        self._sent[cell_index] = kept + size
-        self._sent["notebook"] += size
-        return super().output(outs, msg, display_id, cell_index)
 
     # --- Processes the kernel leaves ------------------------------------------------------
 

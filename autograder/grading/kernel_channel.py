@@ -13,9 +13,11 @@ import json
 import time
 
 from jupyter_core.utils import ensure_async, run_sync
+from nbformat.notebooknode import NotebookNode
 
 from autograder import kernel
 from autograder.grading import judge
+from autograder.grading.cell_record import cell_key
 
 TIMEOUT_NOTE = "time limit"  # what the notes say of a cell stopped at its limit (the worker grades it again)
 
@@ -31,7 +33,36 @@ class KernelLost(judge.Interrupted):
 
 class KernelChannel:
     """The grader's side of the channel (a mixin of ``GuardedExecute``: it uses its ``kc``, ``km``,
-    ``guard_timeout`` and ``interrupt_grace``)."""
+    ``guard_timeout``, ``interrupt_grace``, ``judge``, its record (``cell_record.CellRecord``) and
+    ``_kill_strays``)."""
+
+    def _judge(self, cell: NotebookNode, index: int, guard_token: str, probe_token: str,
+               lost: KernelLost | None) -> None:
+        """Judge the test cell's hidden tests here, from the kernel's answers to the probe."""
+        gid = cell_key(cell, index)
+        if lost is not None:  # an earlier attempt lost the kernel while judging this cell
+            self.verdicts[gid] = judge.Verdict(0.0, f"the kernel was lost while the grader asked about this cell: "
+                                                    f"{lost.reason}", timed_out=lost.timed_out)
+            self._note(cell, index, f"the grader's questions about this cell were not answered: {lost.reason}")
+            if lost.timed_out:
+                self.timeouts.add(gid)
+            return
+        repaired = self._guard(guard_token, "restore", index)
+        if repaired:
+            self._note(cell, index, "restored before the grader's questions, changed by the submission: " + repaired)
+        limit = self._cell_timeout(cell)
+        deadline = time.monotonic() + limit
+
+        def ask(question: dict) -> dict:
+            return self._ask(probe_token, question, index, deadline, limit)
+
+        verdict = self.judge.judge(gid, ask)
+        if self.sandbox_uid is not None:  # the student's code ran while it answered
+            self._kill_strays(cell, index)
+        if verdict.timed_out:
+            self.timeouts.add(gid)
+            self._note(cell, index, f"the grader's questions were interrupted after the cell's {limit} s {TIMEOUT_NOTE}")
+        self.verdicts[gid] = verdict
 
     def _guard(self, token: str, method: str, index: int, *args) -> str:
         """Call the kernel's guard; return what it repaired, as text ("" when nothing)."""
