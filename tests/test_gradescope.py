@@ -168,6 +168,7 @@ def test_run_autograder_fails_without_a_score_when_python_cannot_start(built_zip
     ({"users": [{"email": "ada.lovelace@uni.edu", "name": "Ada"}]}, "ada.lovelace_uni.edu"),
     ({"users": [{"name": "Ada Lovelace"}]}, "Ada_Lovelace"),
     ({"users": []}, "submission"),
+    ({"users": [{"name": "__"}]}, "submission"),  # nothing usable left after cleaning
     (None, "submission"),
 ])
 def test_the_student_id_comes_from_the_submission_metadata(tmp_path, metadata, expected):

@@ -99,11 +99,12 @@ def notebook_problem(path: Path, expected_ids: set[str]) -> str | None:
     return None
 
 
-def safe_student_id(raw: str) -> str:
-    """A usable id made from ``raw`` (for the row of a file whose name is not one): every character
-    other than an ASCII letter, digit, ``.``, ``_`` or ``-`` becomes ``_``, then leading and trailing
-    ``.``, ``_`` and ``-`` go, and the first 64 characters are kept (``unnamed`` if none is left)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", raw).strip("._-")[:64] or "unnamed"
+def safe_student_id(raw: str, default: str = "unnamed") -> str:
+    """A usable id made from ``raw`` (for the row of a file whose name is not one, or a Gradescope
+    submitter): every character other than an ASCII letter, digit, ``.``, ``_`` or ``-`` becomes
+    ``_``, then leading and trailing ``.``, ``_`` and ``-`` go, and the first 64 characters are kept
+    (``default`` if none is left). The result always matches ``STUDENT_ID``."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", raw).strip("._-")[:64] or default
 
 
 def repair_notebook(path: Path, destination: Path) -> int:

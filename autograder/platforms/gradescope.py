@@ -17,7 +17,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from autograder.files import atomic_path, atomic_write
 from autograder.grading.grade import Grader, GradeRow, graded_cells, zero_row
 from autograder.grading.results import GraderFault
 from autograder.notebook_code import is_test_cell
-from autograder.grading.submissions import STUDENT_ID, checked_submission, expected_grade_ids
+from autograder.grading.submissions import checked_submission, expected_grade_ids, safe_student_id
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +150,7 @@ def student_id(root: Path) -> str:
     except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as error:
         log.info("no submitter in %s (%s): using 'submission'", root / "submission_metadata.json", error)
         return "submission"
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", raw).strip("._-")[:64]
-    return safe if STUDENT_ID.match(safe) else "submission"
+    return safe_student_id(raw, default="submission")
 
 
 def cells_with_hidden_tests(source_notebook: Path = cfg.SOURCE_NOTEBOOK) -> set[str]:
