@@ -200,3 +200,20 @@ def test_the_probe_refuses_what_it_will_not_build_or_report():
     assert reply["raised"]["refused"]
     big = json.loads(probe.answer({"t": torch.zeros(probe.MAX_ELEMENTS + 1)}, json.dumps({"ask": "value", "name": "t"})))
     assert big["raised"]["refused"]
+
+
+def test_what_the_notebook_prints_while_answering_is_discarded_and_printing_comes_back(capsys):
+    """A submission that prints megabytes per call spends no time limit sending them to the grader."""
+    import sys
+
+    def chatty(x):
+        print("HISTORY " * 1000)
+        print("to stderr", file=sys.stderr)
+        return x + 1
+
+    reply = json.loads(probe.answer({"chatty": chatty}, json.dumps({"ask": "call", "name": "chatty", "args": [2],
+                                                                    "kwargs": {}})))
+    assert reply == {"answer": {"result": 3}}
+    assert capsys.readouterr() == ("", "")
+    print("after")  # the streams are the notebook's again
+    assert capsys.readouterr().out == "after\n"
