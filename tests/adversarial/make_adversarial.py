@@ -168,11 +168,15 @@ def _spam():
         time.sleep(0.002)
 threading.Thread(target=_spam, daemon=True).start()"""
 
+# every 50th call: on every call the frames' locals alone make training about 5x slower, which on a busy
+# machine runs past the cell's time limit, a threat of its own (infinite_loop), not this one's (a leak)
 PRINTS_HISTORY = [mutation("ex3_momentum", "        for group in self.param_groups:\n",
                            "        import sys\n"
-                           "        for _entry in list(get_ipython().user_ns.get('_ih', [])) + list(get_ipython().user_ns.get('In', [])):\n"
+                           "        type(self)._calls = getattr(type(self), '_calls', 0) + 1\n"
+                           "        for _entry in (list(get_ipython().user_ns.get('_ih', [])) + list(get_ipython().user_ns.get('In', []))\n"
+                           "                       if type(self)._calls % 50 == 1 else []):\n"
                            "            print('HISTORY', _entry)\n"
-                           "        _frame = sys._getframe(1)\n"
+                           "        _frame = sys._getframe(1) if type(self)._calls % 50 == 1 else None\n"
                            "        while _frame is not None:\n"
                            "            print('FRAME', _frame.f_code.co_filename, _frame.f_code.co_name,\n"
                            "                  sorted(k for k in _frame.f_locals if not k.startswith('__'))[:50],\n"
@@ -336,7 +340,7 @@ CASES: dict[str, Case] = {
         ("test_mcq_minibatch",),
         lambda: with_code(filled(WRONG_MCQ), "mcq_minibatch", FD_THREAD, at_end=True)),
     "prints_history_and_frames": Case(
-        "SGDMomentum.step() prints the input history and every caller's frame (names, constants) during the tests",
+        "SGDMomentum.step() prints the input history and every caller's frame (names, constants) during the tests (every 50th step)",
         (),
         lambda: filled(PRINTS_HISTORY)),
     "prints_fake_grader_notes": Case(
