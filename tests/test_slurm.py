@@ -40,7 +40,7 @@ def test_grade_script_asks_for_the_gpus_and_time_given(tmp_path):
     asked = directives(grade_script)
     assert "--gres=gpu:2" in asked and "--time=45" in asked and "--partition=gpu" in asked
     assert "--array=0-3" in asked
-    assert f'--shard "$SLURM_ARRAY_TASK_ID/4" --out "$shard"' in grade_script
+    assert '--shard "$SLURM_ARRAY_TASK_ID/4" --out "$shard"' in grade_script
     assert f"cd {cfg.ROOT}" in grade_script and f"{Path(sys.executable).absolute()} -m autograder grade" in grade_script
     merge = directives(merge_script)
     assert "--time=45" in merge and not any(d.startswith("--gres") for d in merge)  # merging needs no GPU

@@ -75,7 +75,7 @@ def calibrate(seeds: int = cfg.CALIBRATION_SEEDS, namespace: dict[str, Any] | No
             losses.append(loss)
             accuracies.append(accuracy)
         bounds = targets[target]
-        passed = sum(l <= bounds["max_loss"] and a >= bounds["min_accuracy"] for l, a in zip(losses, accuracies))
+        passed = sum(loss <= bounds["max_loss"] and a >= bounds["min_accuracy"] for loss, a in zip(losses, accuracies))
         results.append(RunStats(target, optimizer, bounds["max_loss"], bounds["min_accuracy"], losses, accuracies,
                                 seconds, passed, bounds["max_loss"] - max(losses), min(accuracies) - bounds["min_accuracy"]))
     device = str(ns["DEVICE"])

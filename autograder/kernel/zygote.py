@@ -74,8 +74,8 @@ def unshare(flags: int) -> None:
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    enc = (lambda s: s.encode() if s is not None else None)
-    _check(_libc().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
+    raw = [s.encode() if s is not None else None for s in (source, target, fstype, data)]
+    _check(_libc().mount(raw[0], raw[1], raw[2], ctypes.c_ulong(flags), raw[3]), f"mount {target}")
 
 
 def prctl(option: int, value: int) -> None:
@@ -391,8 +391,8 @@ def launch(socket_path: str, config_path: str, connection_file: str) -> int:
         for controller in config.get("cgroup_controllers", ["memory", "pids"]):
             with open(f"/sys/fs/cgroup/{controller}/{config['cgroup']}/cgroup.procs", "w") as procs:
                 procs.write(str(real))
-    stop = (lambda *_: sys.exit(143))  # jupyter_client terminates the launcher: the zygote kills the kernel
-    signal.signal(signal.SIGTERM, stop)
+    # jupyter_client terminates the launcher: the zygote kills the kernel
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # interrupts go to the kernel as messages
     conn.sendall(b"go")
     try:
