@@ -209,10 +209,10 @@ def run(task: Task) -> dict:
 
 def add_retry_note(html: Path, notes: dict[str, list[str]]) -> None:
     """Say at the top of the feedback that the notebook was graded twice, and why."""
-    import html as html_lib
+    from autograder.pages import render
 
     lines = sorted({line for cell_notes in notes.values() for line in cell_notes if "graded a second time" in line})
-    banner = "".join(f"<p><b>{html_lib.escape(NOTE_PREFIX + line)}</b></p>" for line in lines)
+    banner = render("feedback_banner.html.j2", prefix=NOTE_PREFIX, lines=lines).strip()
     text = html.read_text()
     html.write_text(text.replace("<body>", "<body>" + banner, 1) if "<body>" in text else banner + text)
 
