@@ -13,6 +13,7 @@ is skipped (not graded yet).
 from __future__ import annotations
 
 import csv
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,14 +43,15 @@ def gradebook_url(run: Path) -> str:
     return f"sqlite:///{require_gradebook(run).resolve()}"
 
 
-def answers(run: Path, student_id: str) -> dict[str, str]:
-    """Free-response grade id -> the student's answer, from the submitted notebook (text no file can
-    hold shows as U+FFFD). Raises for a notebook that cannot be read (it was graded 0 with its reason)."""
+def answers(run: Path, student_id: str, questions: Collection[str]) -> dict[str, str]:
+    """Grade id of each of ``questions`` (the hand-graded cells, ``graded_cells()``) -> the student's answer,
+    from the submitted notebook (text no file can hold shows as U+FFFD). Raises for a notebook that cannot
+    be read (it was graded 0 with its reason)."""
     nb = read_notebook(course_path(Path(run), "submitted", student_id) / f"{cfg.NOTEBOOK_NAME}.ipynb")
     found = {}
     for cell in nb.cells:
         gid = nbgrader_meta(cell).get("grade_id", "")
-        if isinstance(gid, str) and gid.startswith("q_") and isinstance(cell.source, str):
+        if isinstance(gid, str) and gid in questions and isinstance(cell.source, str):
             found.setdefault(gid, cell.source)
     return found
 
@@ -100,7 +102,7 @@ def collect(run: Path) -> dict[str, list[Answer]]:
             except MissingEntry:
                 continue
             try:
-                texts, unreadable = answers(run, student), ""
+                texts, unreadable = answers(run, student, manual_ids), ""
             except Exception as error:  # one student's notebook never stops the sheets of the others
                 texts, unreadable = {}, f"the submitted notebook could not be read ({type(error).__name__}: {error})"[:300]
             grades = {g.name: g for g in notebook.grades}
