@@ -1,34 +1,22 @@
 """Warm grading kernels: a pre-imported Python forked once per kernel (a zygote).
 
-Starting a kernel costs seconds before the first student line runs: the interpreter, ipykernel,
-and the notebook's ``import torch``, ``torchvision`` and ``matplotlib``. The zygote pays that once
-per worker: it imports the stack (no student code, no CUDA: CUDA does not survive a fork) and
-then forks a child for every kernel the grader asks for.
+Starting a kernel costs seconds before the first student line runs: the interpreter, ipykernel, and the
+notebook's ``import torch``, ``torchvision`` and ``matplotlib``. The zygote pays that once per worker: it
+imports the stack (no student code, no CUDA: CUDA does not survive a fork) and then forks a child for every
+kernel the grader asks for.
 
-Isolation is kept per child. With the sandbox (``autograder/kernel/sandbox.py``) the zygote runs inside
-bubblewrap's allow-listed file system, with no network, as root of that view with only the
-capabilities it needs; each child then, before any student code:
+Isolation is kept per child (the README's "Warm kernels" lists it): with the sandbox
+(``autograder/kernel/sandbox.py``) the zygote runs inside bubblewrap's allow-listed file system, with no
+network, as root of that view; each child then, before any student code, unshares its own mount, pid and IPC
+namespaces and gets fresh scratch folders (``child_setup``), and forks the kernel as pid 1 of its pid
+namespace, which drops to the submission's user with its limits and re-seeds every random generator
+(``become_kernel``). Nothing passes from one kernel to the next. Without the sandbox the zygote runs as the
+grader's user and each child gets a fresh scratch folder only.
 
-1. unshares its own mount, pid and IPC namespaces; mounts a fresh tmpfs on ``/tmp`` and on its
-   home (the notebook's ``data`` and ``figures`` linked in, read-only), and an empty one over
-   the zygote's own folders;
-2. forks the kernel as pid 1 of the new pid namespace (it sees no other process, and everything
-   it starts dies with it), which mounts its ``/proc``, drops to the submission's user id (no
-   groups, no capabilities, ``no_new_privs``), sets its limits, re-seeds every random
-   generator and becomes ``ipykernel``.
-
-Nothing passes from one kernel to the next: each starts from the zygote's pristine memory, with
-empty scratch folders, and the grader kills every process of the kernel's user after each
-submission (the zygote, root, is not one of them and cannot be signalled by them). Without the
-sandbox the zygote runs as the grader's user and each child gets a fresh scratch folder only.
-
-Kernels are launched through a kernelspec whose command is this file's ``launch``: a small
-process that asks the zygote for a child, puts it into the submission's cgroups before it runs,
-and lives as long as the kernel does, so that jupyter_client and nbgrader manage it as any
-local kernel (signals, restarts, the normal Jupyter protocol over the connection file).
-
-This file imports only the standard library at the top: the sandbox binds it alone (never the
-course repository) into the zygote's file system.
+Kernels are launched through a kernelspec whose command is this file's ``launch``: a small process that asks
+the zygote for a child, puts it into the submission's cgroups before it runs, and lives as long as the kernel
+does, so that jupyter_client and nbgrader manage it as any local kernel. Standard library only at the top: the
+sandbox binds this file alone (never the course repository) into the zygote's file system.
 
     python zygote.py serve SOCKET CONFIG.json      the zygote (inside bwrap when sandboxed)
     python zygote.py launch SOCKET CONFIG.json CONNECTION_FILE   the kernelspec's command
