@@ -9,6 +9,7 @@ submissions cannot reach the network or the grader's files.
 """
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -110,15 +111,21 @@ def test_no_score_is_inflated(request, name):
     row = rows[name]
     assert row.status == "graded", f"{name}: {row.status}"
     for cell, expected in EXPECTED[name]["scores"].items():
+        if cell in EXPECTED[name]["may_lose"]:  # its own cell, slowed by the attack itself: never more than honest
+            assert 0 <= row.cells[cell] <= expected, f"{name}: {cell} scored {row.cells[cell]}, at most {expected}"
+            continue
         assert row.cells[cell] == expected, f"{name}: {cell} scored {row.cells[cell]}, expected {expected}; failed={row.failed}"
 
 
 @pytest.mark.parametrize("name", cases(having_notes=True))
 def test_the_grader_explains_what_it_did(request, name):
+    """In its record, and on the student's feedback page."""
     rows, _, _ = rows_of(request, name)
+    page = html.unescape(rows[name].feedback.read_text())
     for cell, text in EXPECTED[name]["notes"].items():
         notes = " | ".join(rows[name].notes.get(cell, []))
         assert text in notes, f"{name}: notes on {cell} are {notes!r}, expected to mention {text!r}"
+        assert text in page, f"{name}: the feedback does not show the note on {cell} ({text!r})"
 
 
 @pytest.mark.parametrize("name", ["infinite_loop", pytest.param("ignores_interrupts", marks=pytest.mark.extended)])

@@ -156,10 +156,8 @@ class GuardedExecute(CellRecord, OutputLimits, KernelChannel, Execute):
             self._silent(kernel.install_code(probe, probe_token), index=-1)
             for index, cell in enumerate(self.nb.cells):
                 repair = cell.metadata.pop(REPAIRED, None)
-                if repair:  # RepairStructure's, during nbgrader's sanitizing
+                if repair:  # RepairStructure's, during nbgrader's sanitizing; shown once the cell ran
                     self.notes.setdefault(cell_key(cell, index), []).append(str(repair))
-                    if cell.cell_type == "code":
-                        cell.outputs.append(note_output(str(repair)))
                 if index in skipped:
                     self._note(cell, index, f"not run: {skipped[index].reason}", error=True)
                     if skipped[index].timed_out:  # the worker grades such a notebook a second time
@@ -174,7 +172,9 @@ class GuardedExecute(CellRecord, OutputLimits, KernelChannel, Execute):
                 repaired = ""
                 if locked or utils.is_grade(cell):  # the notebook's own code runs untampered too
                     repaired = self._guard(guard_token, "restore", index)
-                self._execute(cell, index)
+                self._execute(cell, index)  # nbclient clears the cell's outputs first
+                if repair:
+                    cell.outputs.insert(0, note_output(str(repair)))
                 if self.sandbox_uid is not None and not locked:
                     self._kill_strays(cell, index)
                 if self.dropped_output_note(index):

@@ -61,6 +61,9 @@ class Case(NamedTuple):
     build: Callable[[], nbformat.NotebookNode]
     notes: dict[str, str] = {}  # cell id -> text expected in the grader's notes for it
     dangerous: bool = False  # only graded when the kernel is sandboxed (limits in force)
+    # test cells the attack may cost itself, by how long its own cell takes on the machine (never more than
+    # their honest points); the others must get exactly their score
+    may_lose: tuple[str, ...] = ()
 
 
 def with_code(nb: nbformat.NotebookNode, grade_id: str, code: str, at_end: bool = False) -> nbformat.NotebookNode:
@@ -354,7 +357,8 @@ CASES: dict[str, Case] = {
     "extra_graded_cell": Case(
         "a new cell marked as a graded test worth 50 points (answers right)",
         (),
-        lambda: with_extra_graded_cell(filled())),
+        lambda: with_extra_graded_cell(filled()),
+        notes={"cell 19": "is not the assignment's: it was graded as an ordinary cell"}),  # the new cell, by position
     "duplicated_answer_cell": Case(
         "the ex1 answer cell duplicated, metadata and all (answers right)",
         (),
@@ -368,7 +372,10 @@ CASES: dict[str, Case] = {
         "starts 80 child processes that spin forever (answers otherwise right)",
         (),
         lambda: with_code(filled(), "mcq_minibatch", BUSY_CHILDREN, at_end=True),
-        dangerous=True),
+        dangerous=True,
+        # the 80 forks share the kernel's one CPU with the children already spinning: on a busy machine the
+        # cell runs past its limit and is dropped, and its answers with it (test_mcq_minibatch 0, not 2)
+        may_lose=("test_mcq_minibatch",)),
     "fork_bomb": Case(
         "forks processes without end",
         ("test_ex1_memory",),
@@ -429,7 +436,7 @@ def build() -> dict[Path, bytes]:
     for name, case in CASES.items():
         files[CORPUS_DIR / f"{name}.ipynb"] = notebook_bytes(case.build())
         expected[name] = {"threat": case.threat, "scores": expected_scores(case.lose), "notes": case.notes,
-                          "dangerous": case.dangerous}
+                          "dangerous": case.dangerous, "may_lose": list(case.may_lose)}
     files[CORPUS_DIR / "expected.json"] = json_bytes(expected)
     return files
 
