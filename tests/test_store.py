@@ -32,7 +32,7 @@ def submission(tmp_path):
 
 
 def keep(store, submission, **result):
-    store.save(store.folder(), {"student_id": "alice", "submission_sha256": sha256(submission.path), **result})
+    store.save(store.folder(), results.WorkerResult("alice", submission_sha256=sha256(submission.path), **result))
 
 
 def test_nothing_stored_is_graded(store, submission):
@@ -42,7 +42,7 @@ def test_nothing_stored_is_graded(store, submission):
 def test_the_same_notebook_by_the_same_grader_is_reused(store, submission):
     keep(store, submission, grader="v1", cells={"a": 1})
     stored, stale = store.stored(submission, "v1")
-    assert stored["cells"] == {"a": 1} and not stale
+    assert stored.cells == {"a": 1} and not stale
 
 
 def test_another_grader_makes_the_result_stale(store, submission):
@@ -90,11 +90,38 @@ def test_the_worker_outputs_are_kept_where_graded_ones_go(store, tmp_path):
     notebook.parent.mkdir(parents=True)
     notebook.write_text("{}")
     (course / "page.html").write_text("<p>")
-    result = {"student_id": "dan", "feedback_html": str(course / "page.html")}
+    result = results.WorkerResult("dan", feedback_html=str(course / "page.html"))
     store.keep_outputs("dan", course, result, store.folder())
-    assert result == {"student_id": "dan", "feedback": str(store.feedback / "dan.html")}
+    assert result.to_json() == results.WorkerResult("dan", feedback=str(store.feedback / "dan.html")).to_json()
+    assert "feedback_html" not in result.to_json()
     assert (store.feedback / "dan.html").read_text() == "<p>" and (store.autograded / "dan.ipynb").exists()
     assert not course.exists()
+
+
+def test_a_result_reads_back_as_written_and_a_file_of_another_kind_is_no_result(tmp_path):
+    written = results.WorkerResult("alice", cells={"test_a": 2.0}, failed={"test_b": "AssertionError: x"},
+                                   notes={"test_b": ["a note"]}, timeouts=["test_b"], retried=True, seconds=3.5,
+                                   grader="v1", submission_sha256="ab", device="cpu")
+    written.write(tmp_path / "alice.json")
+    assert results.WorkerResult.read(tmp_path / "alice.json") == written
+    assert "grader_error" not in json.loads((tmp_path / "alice.json").read_text())  # None: left out of the file
+    older = {**written.to_json(), "a_key_of_an_older_grader": 1}
+    assert results.WorkerResult.from_json(older) == written
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ValueError):
+        results.WorkerResult.read(tmp_path / "list.json")
+
+
+def test_a_row_comes_from_each_kind_of_result():
+    graded = results.row_from_result(results.WorkerResult("a", cells={AUTO[0]: 2.0}, device="cpu"), AUTO, MANUAL,
+                                     "sandbox")
+    assert graded.status == "graded" and graded.score == 2.0 and graded.isolation == "sandbox"
+    assert graded.cells[MANUAL[0]] is None and graded.device == "cpu"
+    zero = results.row_from_result(results.WorkerResult("b", error="not a notebook", isolation="NONE: x"), AUTO,
+                                   MANUAL, "sandbox")
+    assert zero.score == 0 and zero.status == results.STUDENT_ERROR + "not a notebook" and zero.isolation == "NONE: x"
+    fault = results.row_from_result(results.WorkerResult("c", grader_error="disk full"), AUTO, MANUAL, "sandbox")
+    assert fault.score is None and fault.grader_fault
 
 
 def test_write_json_replaces_the_file_whole(tmp_path):

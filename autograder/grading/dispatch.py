@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import course_config as cfg
+from autograder.grading.results import WorkerResult
 
 log = logging.getLogger(__name__)
 _CONTEXT = None
@@ -40,7 +41,7 @@ def worker_context():
 
 
 def run_worker(task_path: Path, log_path: Path, result_path: Path, sid: str, uid: int | None,
-               limit: float) -> dict | None:
+               limit: float) -> WorkerResult | None:
     """Run the worker of ``task_path`` for at most ``limit`` seconds; None when it wrote ``result_path``,
     else the result that says why not (``error``: too slow; ``grader_error``: the machine or a crash)."""
     from autograder.grading.worker import child_main, worker_cgroup
@@ -55,9 +56,9 @@ def run_worker(task_path: Path, log_path: Path, result_path: Path, sid: str, uid
         if process.is_alive():
             os.killpg(process.pid, signal.SIGKILL)
             process.join()
-            return {"student_id": sid, "error": f"grading took longer than {limit:.0f} s and was stopped"}
+            return WorkerResult(sid, error=f"grading took longer than {limit:.0f} s and was stopped")
     except OSError as error:  # the machine (no memory or processes left for a worker)
-        return {"student_id": sid, "grader_error": f"could not start a grading worker: {error}"}
+        return WorkerResult(sid, grader_error=f"could not start a grading worker: {error}")
     finally:
         if uid is not None:
             processes.kill_user(uid)
@@ -69,6 +70,6 @@ def run_worker(task_path: Path, log_path: Path, result_path: Path, sid: str, uid
         log.warning("worker for %s failed (exit %s); its log: %s", sid, process.exitcode, log_path)
         why = f"ran out of its {cfg.WORKER_MEMORY_MB} MB (course_config.WORKER_MEMORY_MB)" if out_of_memory \
             else f"crashed (exit {process.exitcode})"
-        return {"student_id": sid, "grader_error": f"the grading worker {why} after "
-                                                   f"{time.perf_counter() - start:.0f} s; see {log_path}"}
+        return WorkerResult(sid, grader_error=f"the grading worker {why} after "
+                                              f"{time.perf_counter() - start:.0f} s; see {log_path}")
     return None

@@ -15,7 +15,6 @@ resumes), and ``grades.csv`` is replaced atomically after each submission.
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import logging
 import os
 import sys
@@ -28,8 +27,9 @@ from autograder.grading import canary as canaries
 from autograder.grading.canary import CANARY_ID, Canary, CanaryFailed
 from autograder.grading.dispatch import run_worker, worker_context
 from autograder.grading.machine import grading_device, sandbox_mode
-from autograder.grading.results import (GradeRow, Task, auto_max, fault_row, fault_summary, grader_fingerprint,
-                                        graded_cells, row_from_result, write_grades, write_task, zero_row)
+from autograder.grading.results import (GradeRow, Task, WorkerResult, auto_max, fault_row, fault_summary,
+                                        grader_fingerprint, graded_cells, row_from_result, write_grades, write_task,
+                                        zero_row)
 from autograder.grading.slots import Slot, SlotPool
 from autograder.grading.store import ResultStore, sha256
 from autograder.grading.submissions import REPAIRED, Submission, find_submissions
@@ -121,7 +121,7 @@ class Grader:
                                            log=str(folder / (CANARY_ID + '.log')))
         if failure:
             raise CanaryFailed(failure)
-        self.canary = Canary(row, result.get("cell_seconds") or {})  # each graded cell, its judging included
+        self.canary = Canary(row, result.cell_seconds)  # each graded cell, its judging included
         self.cell_timeouts = self.canary.cell_timeouts()
         self.submission_timeout = self.canary.submission_timeout()
         return self.canary
@@ -153,23 +153,23 @@ class Grader:
         """
         start = time.perf_counter()
         if submission.fault:  # nobody's file: a row that says so, nothing stored
-            row = self.row_from_result({"student_id": submission.student_id, "grader_error": submission.fault})
+            row = self.row_from_result(WorkerResult(submission.student_id, grader_error=submission.fault))
             row.device = self.device
             return row
         folder = self.store.folder(held=held)
         if submission.problem:
-            result = {"student_id": submission.student_id, "error": submission.problem}
+            result = WorkerResult(submission.student_id, error=submission.problem)
         else:
             with self.pool.acquire() as slot:
                 result = self._run_worker(submission, slot, folder)
-        result.update(submission_sha256=sha256(submission.path), grader=self.fingerprint, device=self.device,
-                      isolation=self.isolation)
-        result["seconds"] = time.perf_counter() - start
+        result.submission_sha256, result.grader = sha256(submission.path), self.fingerprint
+        result.device, result.isolation = self.device, self.isolation
+        result.seconds = time.perf_counter() - start
         self.store.save(folder, result)
         return self.row_from_result(result)
 
-    def _run_worker(self, submission: Submission, slot: Slot, folder: Path) -> dict:
-        """Grade ``submission`` in a worker process on ``slot``; its result (a dict of ``results.py``'s kinds)."""
+    def _run_worker(self, submission: Submission, slot: Slot, folder: Path) -> WorkerResult:
+        """Grade ``submission`` in a worker process on ``slot``; its result."""
         from dataclasses import asdict
 
         uid = slot.uid
@@ -186,12 +186,12 @@ class Grader:
         failure = run_worker(task_path, log_path, result_path, sid, uid, limit)
         if failure is not None:
             return failure
-        result = json.loads(result_path.read_text())
+        result = WorkerResult.read(result_path)
         result_path.unlink()
         self.store.keep_outputs(sid, course, result, folder)
         return result
 
-    def row_from_result(self, result: dict) -> GradeRow:
+    def row_from_result(self, result: WorkerResult) -> GradeRow:
         return row_from_result(result, self.auto_ids, self.manual_ids, self.isolation)
 
 

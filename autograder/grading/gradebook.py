@@ -35,7 +35,7 @@ from nbgrader.api import Gradebook, MissingEntry
 import course_config as cfg
 from autograder.errors import InputError
 from autograder.late import TIMESTAMP_FILE, due_date, parse_time
-from autograder.grading.results import GradeRow, graded_cells
+from autograder.grading.results import GradeRow, WorkerResult, graded_cells
 from autograder.sanitize import sanitize_notebook
 from autograder.grading.submissions import ORIGIN_FILE
 from autograder.text import storable
@@ -366,8 +366,7 @@ def merge_gradebooks(shards: list[Path], dest: Path, template: Path, fingerprint
 
 def stored_records(results: Path, student_id: str) -> dict | None:
     """The worker's gradebook records kept in ``results/<student>.json`` (None if absent)."""
-    path = results / f"{student_id}.json"
     try:
-        return json.loads(path.read_text()).get("gradebook")
-    except (OSError, json.JSONDecodeError):
+        return WorkerResult.read(results / f"{student_id}.json").gradebook
+    except (OSError, ValueError, TypeError):
         return None

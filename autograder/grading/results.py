@@ -1,8 +1,9 @@
 """What the grader and its workers exchange: task files, result files and grade rows.
 
 ``grade.py`` (the parent) writes a ``Task`` per submission; ``worker.py`` (one process per
-submission) grades it and writes a result dict; the parent turns results into ``GradeRow``s.
-Both sides import this module and nothing of each other.
+submission) grades it and writes a ``WorkerResult``; the parent adds what it knows (the notebook's
+hash, the grader's version, the device), stores it and turns it into a ``GradeRow``. Both sides
+import this module and nothing of each other.
 
 A result is one of three kinds:
 
@@ -51,6 +52,52 @@ class Task:
     sandbox_uid: int | None  # None: run the kernel as the grader's own user
     threads: int  # CPU threads for the kernel's numerical libraries
     zygote: dict | None = None  # autograder.grading.warm.ZygoteInfo of the slot's warm-kernel zygote; None: cold kernels
+
+
+@dataclass
+class WorkerResult:
+    """One submission's result, as the worker writes it and the store keeps it
+    (``OUT/.course/results/<student>.json``; fields that are None are left out of the file)."""
+
+    student_id: str
+    cells: dict[str, float] = field(default_factory=dict)  # autograded test cell -> points
+    failed: dict[str, str] = field(default_factory=dict)  # test cell -> why it lost points
+    notes: dict[str, list[str]] = field(default_factory=dict)  # cell -> the grader's notes (its own record)
+    timeouts: list[str] = field(default_factory=list)  # cells stopped at their time limit
+    cell_seconds: dict[str, float] = field(default_factory=dict)  # graded cell -> seconds, judging included
+    gradebook: dict | None = None  # nbgrader's records of the submission, for the class gradebook
+    retried: bool = False  # graded a second time after a time limit
+    error: str | None = None  # the submission's own problem: 0 points with this reason
+    grader_error: str | None = None  # the grader's or the machine's: no score
+    feedback_html: str | None = None  # the worker's feedback page, until the store moves it
+    feedback: str | None = None  # the feedback page, where the store put it
+    phases: dict[str, float] = field(default_factory=dict)  # the worker's time per phase
+    seconds: float = 0.0
+    submission_sha256: str | None = None  # the graded notebook's, set by the parent
+    grader: str | None = None  # grader_fingerprint() of the grader that graded it
+    device: str | None = None
+    isolation: str | None = None  # how its kernel was isolated; None: the run's
+
+    def to_json(self) -> dict:
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_json(cls, data: dict) -> WorkerResult:
+        """A result read back; keys of another version of the grader are ignored (its fingerprint
+        makes such a result stale anyway)."""
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+    @classmethod
+    def read(cls, path: Path) -> WorkerResult:
+        """The result in ``path``; ``OSError`` or ``ValueError`` (not JSON, not a result) when there is none."""
+        data = json.loads(Path(path).read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("student_id"), str):
+            raise ValueError(f"{path} holds no grading result")
+        return cls.from_json(data)
+
+    def write(self, path: Path) -> None:
+        write_json(path, self.to_json())
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -142,22 +189,21 @@ def cell_seconds(executed_notebook: Path, *, every_cell: bool = False) -> dict[s
     return times
 
 
-def row_from_result(result: dict, auto_ids: list[str], manual_ids: list[str], isolation: str) -> GradeRow:
+def row_from_result(result: WorkerResult, auto_ids: list[str], manual_ids: list[str], isolation: str) -> GradeRow:
     """The grade row of a worker's (or a stored) result; ``isolation`` when the result names none."""
-    sid = result["student_id"]
-    if "grader_error" in result:
-        row = fault_row(sid, result["grader_error"], auto_ids, manual_ids)
-    elif "error" in result:
-        row = zero_row(sid, result["error"], auto_ids, manual_ids)
+    sid = result.student_id
+    if result.grader_error is not None:
+        row = fault_row(sid, result.grader_error, auto_ids, manual_ids)
+    elif result.error is not None:
+        row = zero_row(sid, result.error, auto_ids, manual_ids)
     else:
-        cells: dict[str, float | None] = {gid: float(result["cells"].get(gid, 0.0)) for gid in auto_ids}
+        cells: dict[str, float | None] = {gid: float(result.cells.get(gid, 0.0)) for gid in auto_ids}
         cells.update({gid: None for gid in manual_ids})
         row = GradeRow(sid, sum(cells[g] or 0.0 for g in auto_ids), auto_max(auto_ids), cells, "graded",
-                       result.get("failed", {}), result.get("notes", {}))
-        feedback = result.get("feedback")
-        row.feedback = Path(feedback) if feedback else None
-    row.seconds, row.device = result.get("seconds", 0.0), result.get("device", "")
-    row.isolation = result.get("isolation", isolation)
+                       result.failed, result.notes)
+        row.feedback = Path(result.feedback) if result.feedback else None
+    row.seconds, row.device = result.seconds, result.device or ""
+    row.isolation = result.isolation if result.isolation is not None else isolation
     return row
 
 

@@ -9,18 +9,35 @@ replaces nothing an earlier run kept.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
 
 import course_config as cfg
-from autograder.grading.results import write_json
+from autograder.grading.results import WorkerResult
 from autograder.grading.submissions import Submission
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def stored_result(results: Path, submission: Submission, fingerprint: str) -> tuple[WorkerResult | None, bool]:
+    """(the result in the folder ``results`` of this exact submission by the grader ``fingerprint``, if any
+    and not a grader fault; whether the stored result is of this notebook by another grader: stale)."""
+    if submission.fault:
+        return None, False
+    try:
+        stored = WorkerResult.read(Path(results) / f"{submission.student_id}.json")
+    except (OSError, ValueError, TypeError):
+        return None, False
+    if stored.submission_sha256 != sha256(submission.path):
+        return None, False
+    if stored.grader != fingerprint:
+        return None, True
+    if stored.grader_error is not None:  # graded again once the grader or the machine is fixed
+        return None, False
+    return stored, False
 
 
 class ResultStore:
@@ -44,34 +61,21 @@ class ResultStore:
         folder.mkdir(exist_ok=True)
         return folder
 
-    def stored(self, submission: Submission, fingerprint: str) -> tuple[dict | None, bool]:
-        """(the stored result of this exact submission by the grader ``fingerprint``, if any and not a
-        grader fault; whether the stored result is of this notebook by another grader: stale)."""
-        if submission.fault:
-            return None, False
-        try:
-            stored = json.loads((self.results / f"{submission.student_id}.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            return None, False
-        if stored.get("submission_sha256") != sha256(submission.path):
-            return None, False
-        if stored.get("grader") != fingerprint:
-            return None, True
-        if "grader_error" in stored:  # graded again once the grader or the machine is fixed
-            return None, False
-        return stored, False
+    def stored(self, submission: Submission, fingerprint: str) -> tuple[WorkerResult | None, bool]:
+        """``stored_result`` in this run's results."""
+        return stored_result(self.results, submission, fingerprint)
 
-    def save(self, folder: Path, result: dict) -> None:
-        write_json(folder / f"{result['student_id']}.json", result)
+    def save(self, folder: Path, result: WorkerResult) -> None:
+        result.write(folder / f"{result.student_id}.json")
 
-    def keep_outputs(self, sid: str, course: Path, result: dict, folder: Path) -> None:
+    def keep_outputs(self, sid: str, course: Path, result: WorkerResult, folder: Path) -> None:
         """Move feedback and the autograded notebook out of the worker's folder ``course`` (into their
         places, or into ``folder`` itself for the canary and held results); drop the rest."""
         final = folder == self.results
-        html = result.pop("feedback_html", None)
+        html, result.feedback_html = result.feedback_html, None
         if html and folder in (self.results, self.held):
             shutil.copyfile(html, (self.feedback if final else folder) / f"{sid}.html")
-            result["feedback"] = str(self.feedback / f"{sid}.html")
+            result.feedback = str(self.feedback / f"{sid}.html")
         notebook = course / "autograded" / sid / cfg.ASSIGNMENT_ID / f"{cfg.NOTEBOOK_NAME}.ipynb"
         if notebook.is_file():
             keep = self.autograded if final else folder

@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 
 import course_config as cfg
-from autograder.grading.results import NOTE_PREFIX, GraderFault, Task, graded_cells, read_task, write_json
+from autograder.grading.results import NOTE_PREFIX, GraderFault, Task, WorkerResult, graded_cells, read_task
 from autograder.grading.machine import kernel_sandbox
 from autograder.grading.settings import thread_env
 from autograder.notebook_code import nbgrader_meta
@@ -100,7 +100,7 @@ def warm_setup(task: Task, course: Path) -> dict:
     return {"GuardedExecute": {"kernel_name": sandbox.KERNEL_NAME}}
 
 
-def autograde_once(api, task: Task, course: Path) -> dict:
+def autograde_once(api, task: Task, course: Path) -> WorkerResult:
     """One nbgrader autograde of the submission: cells, failures, notes and timeouts, from the
     scores nbgrader stored and the executor's own record (GraderFault if nbgrader fails)."""
     import json
@@ -125,11 +125,11 @@ def autograde_once(api, task: Task, course: Path) -> dict:
     records = submission_records(api.coursedir.db_url, task.student_id)  # what nbgrader stored
     cells = {gid: float((records["grades"].get(gid) or {}).get("auto_score") or 0.0) for gid in auto_ids}
     failed = {gid: f"AssertionError: {v['message']}" for gid, v in record["verdicts"].items() if v["share"] == 0}
-    return {"cells": cells, "failed": failed, "notes": notes, "timeouts": record["timeouts"],
-            "cell_seconds": record["seconds"], "gradebook": records}
+    return WorkerResult(task.student_id, cells=cells, failed=failed, notes=notes, timeouts=record["timeouts"],
+                        cell_seconds=record["seconds"], gradebook=records)
 
 
-def run(task: Task) -> dict:
+def run(task: Task) -> WorkerResult:
     """Autograde (twice if a cell timed out) and build feedback; return the result, also written
     to ``task.result``. Any failure of the grader becomes a ``grader_error`` result."""
     from nbgrader.apps import NbGraderAPI
@@ -140,7 +140,7 @@ def run(task: Task) -> dict:
     from autograder.grading.settings import kernel_environment, nbgrader_config, venv_on_path
 
     start = time.perf_counter()
-    result: dict = {"student_id": task.student_id}
+    result = WorkerResult(task.student_id)
     cgroup, ipc = None, None
     try:
         import torch
@@ -171,30 +171,29 @@ def run(task: Task) -> dict:
         Path(config.Exchange.root).mkdir(parents=True, exist_ok=True)
         api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
         phases = {"prepare": time.perf_counter() - start}
-        graded = autograde_once(api, task, course)
+        result = autograde_once(api, task, course)
         phases["autograde"] = time.perf_counter() - start - sum(phases.values())
-        first_timeouts = graded["timeouts"]
+        first_timeouts = result.timeouts
         if first_timeouts:  # the machine may have been busy: grade again, keep the second attempt
             retry = f"{', '.join(first_timeouts)} ran past the time limit, so the notebook was graded a second time"
-            graded = autograde_once(api, task, course)
+            result = autograde_once(api, task, course)
             for cell in first_timeouts:
-                graded["notes"].setdefault(cell, []).append(
-                    retry + ("; it ran past the limit again" if cell in graded["timeouts"] else ""))
-            graded["retried"] = True
-        result.update(graded)
+                result.notes.setdefault(cell, []).append(
+                    retry + ("; it ran past the limit again" if cell in result.timeouts else ""))
+            result.retried = True
         feedback = api.generate_feedback(cfg.ASSIGNMENT_ID, task.student_id, force=True)
         html = autograded_path(course, "feedback", task.student_id) / f"{cfg.NOTEBOOK_NAME}.html"
         if feedback.get("success") and html.is_file():
-            if graded.get("retried"):
-                add_retry_note(html, graded["notes"])
-            result["feedback_html"] = str(html)
+            if result.retried:
+                add_retry_note(html, result.notes)
+            result.feedback_html = str(html)
         phases["feedback"] = time.perf_counter() - start - sum(phases.values())
-        result["phases"] = {name: round(seconds, 3) for name, seconds in phases.items()}  # where the time went
+        result.phases = {name: round(seconds, 3) for name, seconds in phases.items()}  # where the time went
     except GraderFault as fault:
-        result = {"student_id": task.student_id, "grader_error": str(fault)}
+        result = WorkerResult(task.student_id, grader_error=str(fault))
     except Exception as error:  # the grader's own bug or the machine (disk full...): never a score
         traceback.print_exc()  # into <student>.log
-        result = {"student_id": task.student_id, "grader_error": f"{type(error).__name__}: {error}"[:300]}
+        result = WorkerResult(task.student_id, grader_error=f"{type(error).__name__}: {error}"[:300])
     finally:
         if task.sandbox_uid is not None:
             processes.kill_user(task.sandbox_uid)
@@ -202,8 +201,8 @@ def run(task: Task) -> dict:
             sandbox.remove_cgroup(cgroup)
         if ipc:
             shutil.rmtree(ipc, ignore_errors=True)
-    result["seconds"] = time.perf_counter() - start
-    write_json(Path(task.result), result)
+    result.seconds = time.perf_counter() - start
+    result.write(Path(task.result))
     return result
 
 

@@ -155,9 +155,9 @@ def complete_shards(plan: Plan) -> list[int]:
 
     Reads the submissions (a .zip is unpacked into a temporary folder) and each shard's result cache; writes nothing.
     """
-    from autograder.grading.store import sha256
     from autograder.grading.results import grader_fingerprint
     from autograder.grading.shards import select_shard
+    from autograder.grading.store import stored_result
     from autograder.grading.submissions import find_submissions
 
     fingerprint = grader_fingerprint()
@@ -174,16 +174,8 @@ def complete_shards(plan: Plan) -> list[int]:
             if exit_status(shard) not in (0, 1):
                 continue
             results = shard / ".course" / "results"
-
-            def current(submission) -> bool:
-                try:
-                    stored = json.loads((results / f"{submission.student_id}.json").read_text())
-                except (OSError, json.JSONDecodeError):
-                    return False
-                return (stored.get("submission_sha256") == sha256(submission.path)
-                        and stored.get("grader") == fingerprint and "grader_error" not in stored)
-
-            if all(current(s) for s in select_shard(found, index, plan.tasks) if not s.fault):
+            if all(stored_result(results, s, fingerprint)[0] is not None
+                   for s in select_shard(found, index, plan.tasks) if not s.fault):
                 complete.append(index)
     return complete
 
