@@ -7,7 +7,8 @@ allowed (``tests/test_layers.py`` reads every import, at module level and inside
                  sanitize, late, lms, data, errors, files): import no subpackage.
     kernel/      runs in or around the student's kernel: guard and probe (sent to the kernel by
                  their source), zygote (bound alone into the sandbox, started with ``python -S``),
-                 sandbox (the kernelspec's launcher). The standard library only at module level;
+                 sandbox (the kernelspec's launcher), processes (a sandbox user's, found and
+                 killed). The standard library only at module level;
                  guard, probe and zygote import nothing of this package.
     grading/     -> foundation, kernel. The grader's processes: intake, nbgrader's steps, the
                  judge, the workers, the class run and its records.
@@ -15,7 +16,8 @@ allowed (``tests/test_layers.py`` reads every import, at module level and inside
                  self-test, the students' check.
     marking/     -> foundation, grading. After grading: hand grading, final feedback, export.
     reports/     -> foundation, grading. Tables and figures of a run.
-    platforms/   -> foundation, grading, reports. This grader packaged for Gradescope.
+    platforms/   -> foundation, grading, reports. This grader packaged for Gradescope and for a
+                 Slurm cluster, and the class folder merged from shards.
 
 ``__main__`` (the command line) may import every layer; ``settings`` is the public name that
 ``nbgrader_config.py`` files import, and re-exports ``grading/settings.py`` only. No two modules
