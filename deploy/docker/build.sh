@@ -34,9 +34,10 @@ else
         python3.11 -c 'import platform; print(platform.python_version())')
     echo "build.sh: wheelhouse of requirements.txt for Python $base_python in $WHEELHOUSE"
     constraints=(); [ -f constraints.txt ] && constraints=(-c constraints.txt)
-    "$PIP" download -q --only-binary=:all: --python-version "$base_python" -r requirements.txt "${constraints[@]}" pip \
-        -d "$WHEELHOUSE" \
-        2>&1 | grep -v "^WARNING: Location" || true
+    # --ignore-requires-python as in the build's pip.conf below; a failed download stops here, naming pip's error
+    "$PIP" download -q --only-binary=:all: --python-version "$base_python" --ignore-requires-python \
+        -r requirements.txt "${constraints[@]}" pip -d "$WHEELHOUSE" \
+        2>&1 | { grep -v "^WARNING: Location" || true; }
     # ignore-requires-python: constraints.txt pins wheels that ask for a later 3.11 patch release than
     # Debian 12's 3.11.2 (soupsieve 2.10: >=3.11.5); install.sh's check then imports every package
     printf '[global]\nno-index = true\nfind-links = /wheelhouse\nignore-requires-python = true\n' \
