@@ -38,6 +38,11 @@ def test_blank_release_lists_what_is_left_to_do():
      "BNDeepNet has 3 BatchNorm1d layers; the exercise asks for one after each of the 4 hidden linear layers"),
     ("ex2_softmax_instead_of_log_softmax", "test_ex2_bn_models_structure", "should return log-probabilities"),
     ("ex3_in_place_update", "test_ex3_momentum_update", "momentum_update changed its input"),
+    # designs the exercise rules out in words: the visible tests name each
+    ("ex1_megabytes_rounded_to_one_decimal", "test_ex1_memory", "looks rounded to one decimal: do not round"),
+    ("ex2_batchnorm_after_relu", "test_ex2_bn_models_structure", "so it comes after a ReLU"),
+    ("ex3_buffers_outside_optimizer_state", "test_ex3_momentum_optimizer", "no momentum buffer in self.state[p]"),
+    ("ex3_optimizer_inlines_the_rule", "test_ex3_momentum_optimizer", "called momentum_update 0 time(s)"),
 ])
 def test_a_visible_mistake_is_named(mutant, cell, message):
     found = verdicts(MUTANTS / f"{mutant}.ipynb")
@@ -47,7 +52,7 @@ def test_a_visible_mistake_is_named(mutant, cell, message):
 
 
 def test_a_hidden_only_mistake_is_not_revealed():
-    found = verdicts(MUTANTS / "ex2_batchnorm_after_relu.ipynb")
+    found = verdicts(MUTANTS / "ex2_deepnet_sigmoid_instead_of_relu.ipynb")
     assert all(v.ok for v in found.values() if v.kind == "test")
 
 
@@ -60,7 +65,7 @@ def bare_release(tmp_path_factory):
     shutil.copytree(cfg.RELEASE_NOTEBOOK.parent, folder)
     shutil.copy(EXAMPLES / "reference.ipynb", folder / "reference.ipynb")
     shutil.copy(EXAMPLES / "blank.ipynb", folder / "blank.ipynb")
-    for mutant in ("ex2_bndeepnet_three_batchnorms", "ex2_batchnorm_after_relu"):
+    for mutant in ("ex2_bndeepnet_three_batchnorms", "ex2_deepnet_sigmoid_instead_of_relu"):
         shutil.copy(MUTANTS / f"{mutant}.ipynb", folder / f"{mutant}.ipynb")
     return folder
 
@@ -104,7 +109,7 @@ def test_student_check_names_a_visible_mistake_and_hides_a_hidden_one(bare_relea
     visible = student_check(bare_release, "ex2_bndeepnet_three_batchnorms.ipynb")
     assert visible.returncode == 1
     assert "BNDeepNet has 3 BatchNorm1d layers" in lines_of(visible)["test_ex2_bn_models_structure"]
-    hidden = student_check(bare_release, "ex2_batchnorm_after_relu.ipynb")  # only hidden tests catch it
+    hidden = student_check(bare_release, "ex2_deepnet_sigmoid_instead_of_relu.ipynb")  # only hidden tests catch it
     assert hidden.returncode == 0, hidden.stdout
     assert all(line.startswith("PASS") for gid, line in lines_of(hidden).items() if gid.startswith("test_"))
 

@@ -237,6 +237,12 @@ MUTANTS: dict[str, Mutant] = {
                   "return (3 + batch_size) * 0.40708"),
          mutation("ex1_memory", "megabytes_1 = training_memory_mb(Net())", "megabytes_1 = 1.22"),
          mutation("ex1_memory", "megabytes_2 = training_memory_mb(Net(), batch_size=50)", "megabytes_2 = 21.58"))),
+    "ex1_megabytes_rounded_to_one_decimal": Mutant(
+        "the megabytes rounded to one decimal (1.2 and 21.6), which the exercise says not to do",
+        ("test_ex1_memory",),
+        (mutation("ex1_memory", "megabytes_1 = training_memory_mb(Net())", "megabytes_1 = round(training_memory_mb(Net()), 1)"),
+         mutation("ex1_memory", "megabytes_2 = training_memory_mb(Net(), batch_size=50)",
+                  "megabytes_2 = round(training_memory_mb(Net(), batch_size=50), 1)"))),
     # Exercise 2: batch normalization networks
     "ex2_batchnorm_after_relu": Mutant(
         "BNShallowNet and BNDeepNet apply BatchNorm1d after the ReLU instead of between linear layer and ReLU",
