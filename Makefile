@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt | cksum
 # nbgrader runs `alembic` from PATH when it creates a gradebook
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: install sandbox-tools browser-tools slurm-tools container-tools container container-demo demo test test-fast test-attacks test-all release grade calibrate benchmarks clean
+.PHONY: install sandbox-tools browser-tools slurm-tools container-tools container container-demo demo test test-fast test-attacks test-platforms test-all release grade calibrate benchmarks clean
 
 $(STAMP): requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: set PYTHON=/path/to/python3.11"; exit 1; }
@@ -80,8 +80,14 @@ demo: install
 	$(BIN)/python -m autograder demo --out out/demo
 
 # the default suite (what CI runs): every grading path; test-all adds the mutant corpus and calibration
-test: install browser-tools slurm-tools
-	$(BIN)/python -m pytest -m "not extended" --durations=25
+test: install browser-tools
+	$(BIN)/python -m pytest -m "not extended and not platform" --durations=25
+
+# the grader on its platforms and placements: a one-node Slurm cluster, sandbox placements and faults,
+# every README command from a fresh copy, shards, the container's entry point (about 10 minutes);
+# CI runs it after `make test`
+test-platforms: install browser-tools slurm-tools
+	$(BIN)/python -m pytest -m "platform and not extended" --durations=10
 
 # unit tests with no kernel and no nbgrader run (the `fast` marker): under a minute; only the files that
 # hold such tests are collected (collecting the whole suite imports every test module: 20 s more)

@@ -159,6 +159,7 @@ def test_entrypoint_defaults_to_grading_data_submissions():
 
 
 @pytest.mark.kernel
+@pytest.mark.platform
 def test_entrypoint_grades_a_folder(tmp_path):
     submissions = tmp_path / "submissions"
     submissions.mkdir()

@@ -149,6 +149,7 @@ def test_the_readme_shows_each_command_of_the_cli():
     assert shown <= set(parser()._subparsers._group_actions[0].choices)
 
 
+@pytest.mark.platform
 @pytest.mark.parametrize("command", sorted(set(EXPECTED) - EXTENDED))
 def test_readme_command_runs_from_a_fresh_copy(runs, command):
     check_run(command, *runs[command])

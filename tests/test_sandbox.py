@@ -127,6 +127,7 @@ def check_run(run: subprocess.CompletedProcess, out: Path) -> None:
 
 @needs_sandbox
 @pytest.mark.kernel
+@pytest.mark.platform
 def test_checkout_under_tmp_with_spaces_output_nested_inside_venv_outside(tmp_path, repository_copy):
     checkout = repository_copy(tmp_path / "course repo" / "w4 main")
     submissions = write_submissions(tmp_path / "sub missions")
@@ -137,6 +138,7 @@ def test_checkout_under_tmp_with_spaces_output_nested_inside_venv_outside(tmp_pa
 
 @needs_sandbox
 @pytest.mark.kernel
+@pytest.mark.platform
 def test_checkout_under_home_venv_inside_submissions_under_srv_output_under_root(tmp_path, repository_copy):
     tag = secrets.token_hex(4)
     home, srv, root_out = Path(f"/home/w4-tester-{tag}"), Path(f"/srv/w4 submissions {tag}"), Path(f"/root/w4 grading {tag}")
@@ -191,6 +193,7 @@ def broken_bwrap(tmp_path) -> dict[str, str]:
 
 @needs_sandbox
 @pytest.mark.kernel
+@pytest.mark.platform
 def test_a_sandbox_that_cannot_start_stops_at_the_canary_and_scores_no_one(tmp_path, broken_bwrap):
     submissions = tmp_path / "submissions"
     submissions.mkdir()
@@ -209,6 +212,7 @@ def test_a_sandbox_that_cannot_start_stops_at_the_canary_and_scores_no_one(tmp_p
 
 @needs_sandbox
 @pytest.mark.kernel
+@pytest.mark.platform
 def test_a_kernel_that_cannot_start_is_a_grader_error_and_is_graded_again_after_the_fix(tmp_path, broken_bwrap):
     submissions, out = one_submission(tmp_path, "alice")
     script = ("import sys; from pathlib import Path; from autograder.grading.grade import grade\n"
@@ -270,6 +274,7 @@ def test_require_refuses_a_machine_that_cannot_sandbox(monkeypatch):
 
 
 @pytest.mark.kernel
+@pytest.mark.platform
 def test_auto_without_namespaces_grades_and_says_so_everywhere(tmp_path, no_namespaces):
     submissions, out = one_submission(tmp_path, "bob")
     run = grade_from(cfg.ROOT, sys.executable, submissions, out, env=no_namespaces)

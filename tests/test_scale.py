@@ -45,6 +45,7 @@ def serial(folder, tmp_path_factory):
     return out
 
 
+@pytest.mark.platform
 def test_merged_shards_equal_the_serial_result(folder, serial, tmp_path):
     shards = []
     for index in range(2):

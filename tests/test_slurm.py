@@ -143,6 +143,7 @@ def read_csv(path: Path) -> dict[str, dict[str, str]]:
 
 @pytest.mark.kernel
 @pytest.mark.slow
+@pytest.mark.platform
 def test_examples_on_three_tasks_merge_to_what_serial_grade_gives(slurm_cluster, tmp_path):  # noqa: F811
     """The examples over 3 array tasks: the merged grades.csv has grade's columns and, cell by cell, the scores a
     serial ``grade`` gives them (``examples/submissions/expected.json``, which tests/test_grade.py holds grade to)."""
@@ -192,6 +193,7 @@ def mtimes(folder: Path) -> dict[str, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.platform
 def test_a_cancelled_task_is_named_and_a_rerun_grades_only_its_shard(slurm_cluster, tmp_path):  # noqa: F811
     students = cheap_class(tmp_path / "subs")
     out = tmp_path / "out"
