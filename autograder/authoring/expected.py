@@ -17,9 +17,8 @@ from autograder.csvfiles import parse_points
 EXPECTED = cfg.EXAMPLES_DIR / "expected.json"
 
 
-def unexpected_scores(scores: Mapping[str, Mapping[str, float | None]], expected: Path = EXPECTED) -> list[str]:
-    """One line per example cell whose score (student -> cell -> points) is not the expected one."""
-    wanted = json.loads(Path(expected).read_text())
+def unexpected_scores(scores: Mapping[str, Mapping[str, float | None]], wanted: dict) -> list[str]:
+    """One line per example cell whose score (student -> cell -> points) is not the one ``wanted`` lists."""
     return [f"{student}: {cell} scored {scores.get(student, {}).get(cell)}, expected {points:g}"
             for student, cells in wanted.items() for cell, points in cells.items()
             if student not in scores or scores[student].get(cell) != points]
@@ -27,11 +26,11 @@ def unexpected_scores(scores: Mapping[str, Mapping[str, float | None]], expected
 
 def verdict_lines(scores: Mapping[str, Mapping[str, float | None]], expected: Path = EXPECTED) -> tuple[bool, list[str]]:
     """(all as expected, the lines to print): each unexpected score, or the line that all were expected."""
-    wrong = unexpected_scores(scores, expected)
+    wanted = json.loads(Path(expected).read_text())  # read once for the check and the count
+    wrong = unexpected_scores(scores, wanted)
     if wrong:
         return False, [f"demo: UNEXPECTED {line}" for line in wrong]
-    count = len(json.loads(Path(expected).read_text()))
-    return True, [f"demo: all {count} examples got the scores examples/submissions/expected.json lists"]
+    return True, [f"demo: all {len(wanted)} examples got the scores examples/submissions/expected.json lists"]
 
 
 def scores_of(grades_csv: Path, expected: Path = EXPECTED) -> tuple[dict[str, dict[str, float | None]], set[str]]:

@@ -177,8 +177,8 @@ class GuardedExecute(CellRecord, OutputLimits, KernelChannel, Execute):
                     cell.outputs.insert(0, note_output(str(repair)))
                 if self.sandbox_uid is not None and not locked:
                     self._kill_strays(cell, index)
-                if self.dropped_output_note(index):
-                    self._note(cell, index, self.dropped_output_note(index))
+                if dropped := self.dropped_output_note(index):
+                    self._note(cell, index, dropped)
                 if repaired:
                     self._note(cell, index, "restored before this cell, changed by the submission: " + repaired,
                                first=True)
