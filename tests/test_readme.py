@@ -116,7 +116,10 @@ def run_server(argv: list[str], cwd: Path, timeout: float = 120) -> subprocess.C
     import signal
     import time
 
-    process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as at a terminal: a shell script's background job (CI's runner, `make ... &`) starts
+    # its children with SIGINT ignored, and an ignored SIGINT is inherited
+    process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + timeout
     first = ""
     while not first and process.poll() is None and time.monotonic() < deadline:
