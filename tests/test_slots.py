@@ -1,13 +1,17 @@
 """The grader's seats (``autograder/grading/slots.py``) with stand-in zygotes: no kernel, no sandbox."""
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import threading
+import time
 
 import pytest
 
 from autograder.grading.slots import SlotPool
 from autograder.grading.warm import ZygoteFailure
-from autograder.kernel import sandbox
+from autograder.kernel import processes, sandbox
 
 pytestmark = pytest.mark.fast
 
@@ -114,3 +118,38 @@ def test_close_stops_the_zygotes_and_releases_the_user_ids(monkeypatch, tmp_path
     assert [uid for uid, _ in again] == [base, base + 1, base + 2]
     for _, handle in others + again:
         handle.close()
+
+
+def hold_uid(uid: int) -> subprocess.Popen:
+    """A process running as ``uid`` in a pid namespace of its own, as a container's kernel would."""
+    holder = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", "setpriv", f"--reuid={uid}",
+                               f"--regid={uid}", "--clear-groups", "sleep", "60"])
+    deadline = time.monotonic() + 10
+    while not sandbox.uid_in_use(uid):
+        assert time.monotonic() < deadline, f"the process as {uid} did not start"
+        time.sleep(0.05)
+    return holder
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root, setpriv and unshare")
+def test_an_id_another_namespace_runs_as_is_passed_over_and_taken_once_free(monkeypatch, tmp_path):
+    monkeypatch.setattr(sandbox, "LOCK_DIR", tmp_path)
+    base = 60200
+    assert not sandbox.uid_in_use(base + 1)  # a free id reads as free
+    holder = hold_uid(base)
+    try:
+        assert sandbox.uid_in_use(base)
+        taken = sandbox.reserve_uids(2, base)  # no lock names it, yet a process runs as it
+        assert [uid for uid, _ in taken] == [base + 1, base + 2]
+        for _, handle in taken:
+            handle.close()
+    finally:
+        holder.kill()
+        processes.kill_user(base)
+        holder.wait()
+    deadline = time.monotonic() + 10
+    while sandbox.uid_in_use(base) and time.monotonic() < deadline:  # until its zombie is reaped
+        time.sleep(0.05)
+    again = sandbox.reserve_uids(1, base)
+    assert [uid for uid, _ in again] == [base]
+    again[0][1].close()

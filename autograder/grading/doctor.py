@@ -70,7 +70,8 @@ def facts(out: Path) -> list[tuple[str, str]]:
                     if sandboxed else f"OFF ({cfg.SANDBOX=}): {isolation}"),
         ("bubblewrap", bwrap_version),
         ("grader user", f"uid {os.geteuid()}" + (" (root)" if os.geteuid() == 0 else " (not root: no sandbox)")),
-        ("kernel user ids", f"from {cfg.SANDBOX_UID_BASE}, one per worker, locked in {sandbox.LOCK_DIR}"),
+        ("kernel user ids", f"from {cfg.SANDBOX_UID_BASE}, one per worker, locked in {sandbox.LOCK_DIR}; an id some "
+                            "process runs as, in a container too, is passed over"),
         ("cgroups", ("v1 memory and pids writable: per-kernel memory and process limits, each worker's memory"
                      + (", per-kernel CPU share" if sandbox.cpu_cgroup_writable() else " (no CPU share: cpu not writable)"))
          if sandbox.cgroups_writable() else "not writable: prlimit limits only (data memory, processes)"),

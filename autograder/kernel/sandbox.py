@@ -285,7 +285,9 @@ def reserve_uids(count: int, base: int, span: int = 1000) -> list:
 
     Each id is held by an exclusive ``flock`` on a file, for as long as the returned handles
     live: two runs at once (shards on one host) never share a user, so neither kills the
-    other's kernels when it cleans up. Returns [(uid, open file)].
+    other's kernels when it cleans up. An id that some process runs as is passed over too
+    (``uid_in_use``): a run whose locks are elsewhere holds it, a container run as root beside
+    the host's runs or beside another container. Returns [(uid, open file)].
     """
     import fcntl
 
@@ -298,10 +300,31 @@ def reserve_uids(count: int, base: int, span: int = 1000) -> list:
         except OSError:
             handle.close()
             continue
+        if uid_in_use(uid):  # unlocked but taken: a run that locks elsewhere (a container's), or a leftover
+            handle.close()
+            continue
         held.append((uid, handle))
         if len(held) == count:
             return held
     raise RuntimeError(f"no free sandbox user ids in {base}..{base + span - 1} ({LOCK_DIR})")
+
+
+def uid_in_use(uid: int) -> bool:
+    """Whether any process on this machine runs as ``uid``, in this pid namespace or another.
+
+    Containers that share the host's user ids (run as root, no user namespace) see only their own
+    processes in ``/proc``, but the kernel counts every process of a user against its process
+    limit, whatever the namespace: as ``uid``, with that limit at 2, a shell can fork only when
+    it is the user's one process. ``RuntimeError`` if the probe itself cannot run (not root).
+    """
+    probe = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
+                            "prlimit", "--nproc=2", "--", "/bin/sh", "-c", "true & wait"],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if probe.returncode == 0:
+        return False
+    if "fork" in probe.stderr.lower():
+        return True
+    raise RuntimeError(f"cannot tell whether user id {uid} is in use: {probe.stderr.strip() or probe.returncode}")
 
 
 def write_kernelspec(folder: Path, config_path: Path) -> Path:
