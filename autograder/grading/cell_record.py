@@ -42,6 +42,7 @@ class CellRecord:
         self.verdicts: dict[str, judge.Verdict] = {}
         self.seconds: dict[str, float] = {}
         self.timeouts: set[str] = set()
+        self.lost: set[str] = set()  # cells at which the kernel died (a submission's doing, or the machine's)
 
     def _note(self, cell: NotebookNode, index: int, text: str, *, first: bool = False, error: bool = False) -> None:
         """Record a note of the grader's on a cell, and show it there."""
@@ -56,7 +57,7 @@ class CellRecord:
     def _finish(self, nb: NotebookNode, resources: Any) -> tuple[NotebookNode, Any]:
         """Hand the verdicts to ``ScoreVerdicts`` and write the record."""
         record = {"verdicts": {gid: asdict(v) for gid, v in self.verdicts.items()}, "notes": self.notes,
-                  "seconds": self.seconds, "timeouts": sorted(self.timeouts)}
+                  "seconds": self.seconds, "timeouts": sorted(self.timeouts), "lost": sorted(self.lost)}
         resources = resources if resources is not None else {}
         resources["autograder"] = record
         if self.record_path:

@@ -134,6 +134,7 @@ class GuardedExecute(CellRecord, OutputLimits, KernelChannel, Execute):
         for index, cell in enumerate(attempt.cells):
             if cell.cell_type == "code" and index not in self._reached:
                 self._note(cell, index, "not run: the grader gave up after repeated kernel failures", error=True)
+                self.lost.add(cell_key(cell, index))
         return self._finish(attempt, resources)
 
     def _run_once(self, nb: NotebookNode, resources: Any, km: Any, skipped: dict[int, KernelLost],
@@ -162,6 +163,8 @@ class GuardedExecute(CellRecord, OutputLimits, KernelChannel, Execute):
                     self._note(cell, index, f"not run: {skipped[index].reason}", error=True)
                     if skipped[index].timed_out:  # the worker grades such a notebook a second time
                         self.timeouts.add(cell_key(cell, index))
+                    elif skipped[index].machine_may_be_at_fault:  # so it does when the kernel died
+                        self.lost.add(cell_key(cell, index))
                     self._reached.add(index)
                     continue
                 if cell.cell_type != "code":
@@ -204,7 +207,7 @@ class GuardedExecute(CellRecord, OutputLimits, KernelChannel, Execute):
                                     "interrupt", timed_out=True) from error
         if not is_locked_code(cell) and not utils.is_grade(cell) and out_of_memory(cell):
             # the memory it holds would starve every later cell: drop the cell, not the notebook
-            raise KernelLost(index, "the cell ran out of memory")
+            raise KernelLost(index, "the cell ran out of memory", by_submission=True)
         timed_out = any(o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError" for o in cell.outputs)
         if timed_out:
             try:

@@ -26,9 +26,17 @@ class KernelLost(judge.Interrupted):
     """The kernel died or stopped answering while running cell ``index`` (``judging``: while
     answering the grader's questions about it)."""
 
-    def __init__(self, index: int, reason: str, judging: bool = False, timed_out: bool = False):
+    def __init__(self, index: int, reason: str, judging: bool = False, timed_out: bool = False,
+                 by_submission: bool = False):
         super().__init__(reason)
         self.index, self.reason, self.judging, self.timed_out = index, reason, judging, timed_out
+        self.by_submission = by_submission  # certainly the submission's doing (its own MemoryError)
+
+    @property
+    def machine_may_be_at_fault(self) -> bool:
+        """A kernel that died may have been killed from outside (the machine's memory, another run):
+        the worker grades the notebook a second time, as after a time limit."""
+        return not self.timed_out and not self.by_submission
 
 
 class KernelChannel:
@@ -46,6 +54,8 @@ class KernelChannel:
             self._note(cell, index, f"the grader's questions about this cell were not answered: {lost.reason}")
             if lost.timed_out:
                 self.timeouts.add(gid)
+            elif lost.machine_may_be_at_fault:
+                self.lost.add(gid)
             return
         repaired = self._guard(guard_token, "restore", index)
         if repaired:

@@ -64,9 +64,10 @@ class WorkerResult:
     failed: dict[str, str] = field(default_factory=dict)  # test cell -> why it lost points
     notes: dict[str, list[str]] = field(default_factory=dict)  # cell -> the grader's notes (its own record)
     timeouts: list[str] = field(default_factory=list)  # cells stopped at their time limit
+    lost: list[str] = field(default_factory=list)  # cells at which the kernel died
     cell_seconds: dict[str, float] = field(default_factory=dict)  # graded cell -> seconds, judging included
     gradebook: dict | None = None  # nbgrader's records of the submission, for the class gradebook
-    retried: bool = False  # graded a second time after a time limit
+    retried: bool = False  # graded a second time after a time limit or a kernel's death
     error: str | None = None  # the submission's own problem: 0 points with this reason
     grader_error: str | None = None  # the grader's or the machine's: no score
     feedback_html: str | None = None  # the worker's feedback page, until the store moves it

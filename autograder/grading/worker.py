@@ -126,6 +126,7 @@ def autograde_once(api, task: Task, course: Path) -> WorkerResult:
     cells = {gid: float((records["grades"].get(gid) or {}).get("auto_score") or 0.0) for gid in auto_ids}
     failed = {gid: f"AssertionError: {v['message']}" for gid, v in record["verdicts"].items() if v["share"] == 0}
     return WorkerResult(task.student_id, cells=cells, failed=failed, notes=notes, timeouts=record["timeouts"],
+                        lost=record["lost"],
                         cell_seconds=record["seconds"], gradebook=records)
 
 
@@ -173,14 +174,10 @@ def run(task: Task) -> WorkerResult:
         phases = {"prepare": time.perf_counter() - start}
         result = autograde_once(api, task, course)
         phases["autograde"] = time.perf_counter() - start - sum(phases.values())
-        first_timeouts = result.timeouts
-        if first_timeouts:  # the machine may have been busy: grade again, keep the second attempt
-            retry = f"{', '.join(first_timeouts)} ran past the time limit, so the notebook was graded a second time"
-            result = autograde_once(api, task, course)
-            for cell in first_timeouts:
-                result.notes.setdefault(cell, []).append(
-                    retry + ("; it ran past the limit again" if cell in result.timeouts else ""))
-            result.retried = True
+        first = result
+        if first.timeouts or first.lost:  # the machine may have been busy, or killed the kernel:
+            result = autograde_once(api, task, course)  # grade again, keep the second attempt
+            add_second_grading_notes(first, result)
         feedback = api.generate_feedback(cfg.ASSIGNMENT_ID, task.student_id, force=True)
         html = autograded_path(course, "feedback", task.student_id) / f"{cfg.NOTEBOOK_NAME}.html"
         if feedback.get("success") and html.is_file():
@@ -204,6 +201,19 @@ def run(task: Task) -> WorkerResult:
     result.seconds = time.perf_counter() - start
     result.write(Path(task.result))
     return result
+
+
+def add_second_grading_notes(first: WorkerResult, second: WorkerResult) -> None:
+    """Say, on each cell that made the worker grade the notebook again, why and what the second time saw."""
+    why = [(first.timeouts, "ran past the time limit", second.timeouts, "it ran past the limit again"),
+           (first.lost, "lost the kernel (it died)", second.lost, "the kernel died there again")]
+    for cells, what, again_cells, again in why:
+        if not cells:
+            continue
+        line = f"{', '.join(cells)} {what}, so the notebook was graded a second time"
+        for cell in cells:
+            second.notes.setdefault(cell, []).append(line + (f"; {again}" if cell in again_cells else ""))
+    second.retried = True
 
 
 def add_retry_note(html: Path, notes: dict[str, list[str]]) -> None:

@@ -282,7 +282,7 @@ CASES: dict[str, Case] = {
         "os._exit(0) in an answer cell kills the kernel",
         ("test_ex1_memory",),
         lambda: with_code(filled(), "ex1_memory", "import os\nos._exit(0)"),
-        {"ex1_memory": "kernel died"}),
+        {"ex1_memory": "the kernel died there again"}),
     "infinite_loop": Case(
         "an infinite loop in an answer cell",
         ("test_ex1_memory",),
