@@ -107,15 +107,16 @@ def test_close_stops_the_zygotes_and_releases_the_user_ids(monkeypatch, tmp_path
     monkeypatch.setattr(sandbox, "LOCK_DIR", tmp_path)
     base = 60000
     monkeypatch.setattr("course_config.SANDBOX_UID_BASE", base)
+    first = sandbox.first_uid(base)  # base, or in a container a range of its own
     with pool(2, spare=True, sandboxed=True)[0] as seats:
-        assert [s.uid for s in seats.slots] == [base, base + 1, base + 2]
-        others = sandbox.reserve_uids(1, base)  # another run on this machine gets the next free id
-        assert [uid for uid, _ in others] == [base + 3]
+        assert [s.uid for s in seats.slots] == [first, first + 1, first + 2]
+        others = sandbox.reserve_uids(1, first)  # another run on this machine gets the next free id
+        assert [uid for uid, _ in others] == [first + 3]
         seats.launch_zygotes()
         zygotes = [s.zygote for s in seats.slots]
     assert all(z.stopped for z in zygotes)
-    again = sandbox.reserve_uids(3, base)  # released by close
-    assert [uid for uid, _ in again] == [base, base + 1, base + 2]
+    again = sandbox.reserve_uids(3, first)  # released by close
+    assert [uid for uid, _ in again] == [first, first + 1, first + 2]
     for _, handle in others + again:
         handle.close()
 
@@ -153,3 +154,25 @@ def test_an_id_another_namespace_runs_as_is_passed_over_and_taken_once_free(monk
     again = sandbox.reserve_uids(1, base)
     assert [uid for uid, _ in again] == [base]
     again[0][1].close()
+
+
+def test_ids_start_at_the_base_on_a_host_and_with_the_hosts_locks_mounted(monkeypatch):
+    monkeypatch.setattr(sandbox, "in_container", lambda: False)
+    assert sandbox.first_uid(61000) == 61000
+    monkeypatch.setattr(sandbox, "in_container", lambda: True)
+    monkeypatch.setattr(sandbox, "mounts", lambda: {"/": "overlay", str(sandbox.LOCK_DIR): "the host's"})
+    assert sandbox.first_uid(61000) == 61000
+
+
+def test_a_container_with_locks_of_its_own_takes_a_range_of_its_own(monkeypatch):
+    import socket
+
+    monkeypatch.setattr(sandbox, "in_container", lambda: True)
+    monkeypatch.setattr(sandbox, "mounts", lambda: {"/": "overlay upperdir=/var/lib/containers/storage/overlay/1"})
+    starts = {}
+    for name in ["a3f1c2d4e5b6", "0c9d8e7f6a5b", "grade-shard-0", "grade-shard-1", "grade-shard-2"]:
+        monkeypatch.setattr(socket, "gethostname", lambda name=name: name)
+        starts[name] = sandbox.first_uid(61000)
+        assert starts[name] == sandbox.first_uid(61000)  # the same container, the same range
+    assert all(62000 <= start <= 61000 + 999 * 1000 and start % 1000 == 0 for start in starts.values()), starts
+    assert len(set(starts.values())) == len(starts), starts  # five containers, five ranges

@@ -39,6 +39,16 @@ def _memory_available_gb() -> str:
     return "unknown"
 
 
+def _kernel_uids() -> str:
+    """Where the kernels' user ids come from, and whether this run shares its locks with the host's."""
+    from autograder.kernel import sandbox
+
+    first = sandbox.first_uid(cfg.SANDBOX_UID_BASE)
+    where = (f"a range of this container's own ({sandbox.LOCK_DIR} is not the host's: mount it to share the "
+             "host's locks)" if first != cfg.SANDBOX_UID_BASE else f"locked in {sandbox.LOCK_DIR}")
+    return f"from {first}, one per worker, {where}; an id some process runs as, a container's too, is passed over"
+
+
 def _gpu() -> str:
     import torch
 
@@ -70,8 +80,7 @@ def facts(out: Path) -> list[tuple[str, str]]:
                     if sandboxed else f"OFF ({cfg.SANDBOX=}): {isolation}"),
         ("bubblewrap", bwrap_version),
         ("grader user", f"uid {os.geteuid()}" + (" (root)" if os.geteuid() == 0 else " (not root: no sandbox)")),
-        ("kernel user ids", f"from {cfg.SANDBOX_UID_BASE}, one per worker, locked in {sandbox.LOCK_DIR}; an id some "
-                            "process runs as, in a container too, is passed over"),
+        ("kernel user ids", _kernel_uids()),
         ("cgroups", ("v1 memory and pids writable: per-kernel memory and process limits, each worker's memory"
                      + (", per-kernel CPU share" if sandbox.cpu_cgroup_writable() else " (no CPU share: cpu not writable)"))
          if sandbox.cgroups_writable() else "not writable: prlimit limits only (data memory, processes)"),

@@ -43,7 +43,7 @@ class SlotPool:
             from autograder.kernel import sandbox
 
             try:
-                self._locks = sandbox.reserve_uids(seats, cfg.SANDBOX_UID_BASE)
+                self._locks = sandbox.reserve_uids(seats, sandbox.first_uid(cfg.SANDBOX_UID_BASE))
             except RuntimeError as busy:  # every uid of the range is locked by other runs
                 raise SetupError(str(busy)) from None
             uids = [uid for uid, _ in self._locks]

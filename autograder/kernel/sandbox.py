@@ -327,6 +327,50 @@ def uid_in_use(uid: int) -> bool:
     raise RuntimeError(f"cannot tell whether user id {uid} is in use: {probe.stderr.strip() or probe.returncode}")
 
 
+def in_container() -> bool:
+    """Whether this process runs in a container: podman's or docker's marker file, or a container
+    engine's cgroup (Kubernetes, containerd)."""
+    if os.path.exists("/run/.containerenv") or os.path.exists("/.dockerenv"):
+        return True
+    try:
+        cgroups = Path("/proc/1/cgroup").read_text()
+    except OSError:
+        return False
+    return any(engine in cgroups for engine in ("libpod", "docker", "kubepods", "containerd"))
+
+
+def mounts() -> dict[str, str]:
+    """Mount point -> its line of ``/proc/self/mountinfo`` (the 5th field; odd characters octal-escaped)."""
+    with open("/proc/self/mountinfo") as mountinfo:
+        lines = [line.rstrip("\n") for line in mountinfo]
+    return {line.split()[4].encode().decode("unicode_escape"): line for line in lines if len(line.split()) > 4}
+
+
+def first_uid(base: int, span: int = 1000, ranges: int = 999) -> int:
+    """Where this run's kernel user ids start: ``base``, or, in a container whose ``LOCK_DIR`` is
+    its own, a range of ``span`` ids of its own past it.
+
+    The locks in ``LOCK_DIR`` keep the runs that share it apart. A container run as root gives its
+    kernels the host's user ids but locks them in its own folder, where neither the host's runs
+    nor other containers' see them: ``uid_in_use`` sees their kernels, not the ids they reserved
+    and will use. Such a container takes one of ``ranges`` ranges, picked by its host name and
+    root file system (each container's own), so two runs share ids only if they pick the same
+    range (1 in ``ranges``) and none was running a kernel when the other reserved. Mounting the
+    host's ``LOCK_DIR`` at the same path makes it exact: then the range is ``base``'s, locked with
+    the host's runs.
+    """
+    if not in_container():
+        return base
+    points = mounts()
+    if str(LOCK_DIR) in points:
+        return base
+    import hashlib
+    import socket
+
+    identity = f"{socket.gethostname()}\n{points.get('/', '')}".encode()
+    return base + span * (1 + int(hashlib.sha256(identity).hexdigest(), 16) % ranges)
+
+
 def write_kernelspec(folder: Path, config_path: Path) -> Path:
     """Register the sandboxed kernel under ``folder/kernels``; add ``folder`` to JUPYTER_PATH.
 
