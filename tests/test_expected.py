@@ -14,7 +14,7 @@ pytestmark = pytest.mark.fast
 EXPECTED = json.loads((cfg.EXAMPLES_DIR / "expected.json").read_text())
 
 
-def write_grades(path, change=None):
+def write_grades(path, change=None, isolation="sandbox"):
     cells = sorted({cell for wanted in EXPECTED.values() for cell in wanted})
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
@@ -23,7 +23,7 @@ def write_grades(path, change=None):
             points = {cell: f"{wanted[cell]:g}" if cell in wanted else "" for cell in cells}
             if change and change[0] == student:
                 points[change[1]] = change[2]
-            writer.writerow([student, *points.values(), "graded", "sandbox"])
+            writer.writerow([student, *points.values(), "graded", isolation])
     return path
 
 
@@ -46,3 +46,14 @@ def test_one_cell_off_fails_naming_it(tmp_path, capsys):
 def test_a_missing_student_fails(tmp_path):
     ok, lines = expected.verdict_lines({})
     assert not ok and len(lines) == sum(len(cells) for cells in EXPECTED.values())
+
+
+def test_isolation_asked_for_passes_when_every_row_has_it_and_fails_otherwise(tmp_path, capsys):
+    grades = str(write_grades(tmp_path / "sandboxed.csv"))
+    assert expected.main([grades, "--isolation", "sandbox"]) == 0
+    unsandboxed = str(write_grades(tmp_path / "none.csv", isolation="NONE: the grader does not run as root"))
+    assert expected.main([unsandboxed]) == 0  # not asked: the scores alone
+    capsys.readouterr()
+    assert expected.main([unsandboxed, "--isolation", "sandbox"]) == 1
+    err = capsys.readouterr().err
+    assert "demo: UNEXPECTED isolation: NONE: the grader does not run as root, expected sandbox on every row" in err

@@ -1,7 +1,8 @@
 """The examples' scores against ``examples/submissions/expected.json``: what ``demo`` and the
 container's demo (``deploy/docker/demo.sh``) check after grading the examples.
 
-    python -m autograder.authoring.expected GRADES.csv    # exit 1 on a score other than expected
+    python -m autograder.authoring.expected GRADES.csv [--isolation LABEL]
+        # exit 1 on a score other than expected, or (with --isolation) a row isolated otherwise
 """
 from __future__ import annotations
 
@@ -44,9 +45,18 @@ def scores_of(grades_csv: Path, expected: Path = EXPECTED) -> tuple[dict[str, di
 
 
 def main(argv: list[str]) -> int:
-    scores, isolation = scores_of(Path(argv[0]))
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m autograder.authoring.expected")
+    parser.add_argument("grades", type=Path, help="a grades.csv of the examples")
+    parser.add_argument("--isolation", help="every row's isolation column must say this (sandbox)")
+    args = parser.parse_args(argv)
+    scores, isolation = scores_of(args.grades)
     print(f"demo: kernels' isolation: {', '.join(sorted(isolation))}")
     ok, lines = verdict_lines(scores)
+    if args.isolation is not None and isolation != {args.isolation}:
+        ok, lines = False, [*lines, f"demo: UNEXPECTED isolation: {', '.join(sorted(isolation))}, "
+                                    f"expected {args.isolation} on every row"]
     print("\n".join(lines), file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make container-demo`: grade examples/submissions inside the grading image with no network, as
 # its non-root user (the canary first, as always), then check every example's scores against
-# examples/submissions/expected.json; then the Gradescope entry point (run_autograder) on the
-# reference inside the same image.
+# examples/submissions/expected.json; again as root with the capabilities bubblewrap needs, every
+# kernel sandboxed; then the Gradescope entry point (run_autograder) on the reference inside the
+# same image.
 #
 #   bash deploy/docker/demo.sh [IMAGE]       default IMAGE: w4-autograder
 # podman runs with runc and explicit rlimits: crun refuses hybrid cgroups, and an unprivileged
@@ -26,6 +27,16 @@ echo "demo.sh: grading examples/submissions in $IMAGE (no network, user grader)"
 "${RUN[@]}" --rm --network none -v "$PWD/examples/submissions:/data/submissions:ro" -v "$PWD/$OUT/grade:/data/out" \
     "$IMAGE"
 .venv/bin/python -m autograder.authoring.expected "$OUT/grade/grades.csv"  # as `make demo` checks them
+
+# As root with the two capabilities bubblewrap needs in a container (SYS_ADMIN for its namespaces and
+# mounts, NET_ADMIN for the loopback of the kernel's network namespace), the kernels are sandboxed.
+# The host's lock folder is mounted so that this run and the host's take different kernel user ids.
+LOCKS=/run/lock/w4-sandbox
+mkdir -p "$LOCKS" "$OUT/root"
+echo "demo.sh: grading examples/submissions in $IMAGE as root with SYS_ADMIN and NET_ADMIN (kernels sandboxed)"
+"${RUN[@]}" --rm --network none --user root --cap-add SYS_ADMIN --cap-add NET_ADMIN -v "$LOCKS:$LOCKS" \
+    -v "$PWD/examples/submissions:/data/submissions:ro" -v "$PWD/$OUT/root:/data/out" "$IMAGE"
+.venv/bin/python -m autograder.authoring.expected "$OUT/root/grades.csv" --isolation sandbox
 
 echo "demo.sh: Gradescope's run_autograder on the reference, in $IMAGE"
 GS="$OUT/gradescope"
