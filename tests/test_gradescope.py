@@ -192,6 +192,7 @@ def test_tests_show_failures_and_hide_hidden_tests_until_published():
 # --- the real thing, through the generated script ---------------------------------------------
 
 @pytest.mark.kernel
+@pytest.mark.platform  # Gradescope's platform, as the container's run of it: make test-platforms
 def test_run_autograder_grades_the_release_from_the_unpacked_zip(built_zip, tmp_path):
     """Gradescope's layout: the zip unpacked into source/, run_autograder beside it."""
     root = autograder_root(tmp_path, (f"{cfg.NOTEBOOK_NAME}.ipynb", cfg.RELEASE_NOTEBOOK))

@@ -28,7 +28,7 @@ from autograder.grading.grade import grade
 sys.path.insert(0, str(cfg.ROOT / "tests" / "adversarial"))
 from make_adversarial import filled, with_code  # noqa: E402
 
-pytestmark = [pytest.mark.kernel, pytest.mark.slow]
+pytestmark = [pytest.mark.kernel, pytest.mark.slow, pytest.mark.platform]  # a machine fault: make test-platforms
 MARK = "w4-killed-once"  # the kernel's name in /proc while it runs the answer cell (15 characters at most)
 NAME_ITSELF = ("import ctypes, time\n"
                f"ctypes.CDLL(None).prctl(15, b'{MARK}', 0, 0, 0)  # PR_SET_NAME: seen from outside\n"

@@ -111,6 +111,7 @@ def test_nothing_passes_from_one_warm_kernel_to_the_next(tmp_path, monkeypatch):
 
 
 @needs_sandbox
+@pytest.mark.platform  # a placement: where cgroups are writable (make test-platforms)
 @pytest.mark.skipif(not sandbox.cgroups_writable(), reason="cgroups are not writable here")
 def test_a_warm_kernel_runs_in_its_submissions_cgroups(tmp_path, monkeypatch):
     import threading
