@@ -314,11 +314,12 @@ def uid_in_use(uid: int) -> bool:
 
     Containers that share the host's user ids (run as root, no user namespace) see only their own
     processes in ``/proc``, but the kernel counts every process of a user against its process
-    limit, whatever the namespace: as ``uid``, with that limit at 2, a shell can fork only when
+    limit, whatever the namespace: as ``uid``, with that limit at 2, a process can fork only when
     it is the user's one process. ``RuntimeError`` if the probe itself cannot run (not root).
     """
+    # coreutils' timeout forks once and says "fork system call failed"; a shell may retry for 15 s (bash)
     probe = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
-                            "prlimit", "--nproc=2", "--", "/bin/sh", "-c", "true & wait"],
+                            "prlimit", "--nproc=2", "--", "timeout", "10", "true"],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if probe.returncode == 0:
         return False
