@@ -4,11 +4,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
+import course_config as cfg
 from autograder.grading.slots import SlotPool
 from autograder.grading.warm import ZygoteFailure
 from autograder.kernel import processes, sandbox
@@ -105,6 +107,7 @@ def test_the_canarys_seat_serves_once_and_gives_its_memory_back():
 
 def test_close_stops_the_zygotes_and_releases_the_user_ids(monkeypatch, tmp_path):
     monkeypatch.setattr(sandbox, "LOCK_DIR", tmp_path)
+    monkeypatch.setattr(sandbox, "uid_in_use", lambda uid: False)  # the locks alone; the probe: below, as root
     base = 60000
     monkeypatch.setattr("course_config.SANDBOX_UID_BASE", base)
     first = sandbox.first_uid(base)  # base, or in a container a range of its own
@@ -169,6 +172,7 @@ def test_a_container_with_locks_of_its_own_takes_a_range_of_its_own(monkeypatch)
 
     monkeypatch.setattr(sandbox, "in_container", lambda: True)
     monkeypatch.setattr(sandbox, "mounts", lambda: {"/": "overlay upperdir=/var/lib/containers/storage/overlay/1"})
+    monkeypatch.setattr(sandbox, "mapped_ids", lambda: [(0, 2**32 - 1)])  # a host's map, wherever this runs
     starts = {}
     for name in ["a3f1c2d4e5b6", "0c9d8e7f6a5b", "grade-shard-0", "grade-shard-1", "grade-shard-2"]:
         monkeypatch.setattr(socket, "gethostname", lambda name=name: name)
@@ -176,3 +180,42 @@ def test_a_container_with_locks_of_its_own_takes_a_range_of_its_own(monkeypatch)
         assert starts[name] == sandbox.first_uid(61000)  # the same container, the same range
     assert all(62000 <= start <= 61000 + 999 * 1000 and start % 1000 == 0 for start in starts.values()), starts
     assert len(set(starts.values())) == len(starts), starts  # five containers, five ranges
+
+
+ROOTLESS_MAP = "         0       1000          1\n         1     100000      65536\n"  # rootless podman's uid_map
+HOST_MAP = "         0          0 4294967295\n"
+parse_map = sandbox.mapped_ids  # the real parser, whatever a test put in its place
+
+
+def first_uids(monkeypatch, uid_map: str, names: list[str]) -> set[int]:
+    """``first_uid(61000)`` in containers of these host names, with locks of their own, under ``uid_map``."""
+    import socket
+
+    monkeypatch.setattr(sandbox, "in_container", lambda: True)
+    monkeypatch.setattr(sandbox, "mounts", lambda: {"/": "overlay upperdir=/var/lib/containers/storage/overlay/1"})
+    mapped = parse_map(uid_map)
+    monkeypatch.setattr(sandbox, "mapped_ids", lambda: mapped)
+    starts = set()
+    for name in names:
+        monkeypatch.setattr(socket, "gethostname", lambda name=name: name)
+        starts.add(sandbox.first_uid(61000))
+    return starts
+
+
+def test_a_user_namespaced_container_takes_only_ranges_it_maps(monkeypatch):
+    names = [f"grade-shard-{i}" for i in range(20)]
+    assert sandbox.mapped_ids(ROOTLESS_MAP) == [(0, 1), (1, 65537)]
+    assert first_uids(monkeypatch, ROOTLESS_MAP, names) == {62000, 63000, 64000}  # each id can be switched to
+    assert max(first_uids(monkeypatch, HOST_MAP, names)) > 65536  # on the host's map, all 999 ranges
+    assert first_uids(monkeypatch, "         0          0      62500\n", names) == {61000}  # none whole: base's
+    assert first_uids(monkeypatch, "         0          0          1\n", names) == {61000}
+
+
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare")
+def test_the_map_is_read_from_this_processs_user_namespace():
+    inside = subprocess.run(["unshare", "--user", "--map-root-user", sys.executable, "-c",
+                             "from autograder.kernel import sandbox; print(sandbox.mapped_ids())"],
+                            capture_output=True, text=True, cwd=cfg.ROOT, check=False)
+    if inside.returncode and "unshare" in inside.stderr:
+        pytest.skip(f"no user namespace here: {inside.stderr.strip()}")
+    assert inside.stdout.strip() == "[(0, 1)]", inside.stderr

@@ -347,6 +347,18 @@ def mounts() -> dict[str, str]:
     return {line.split()[4].encode().decode("unicode_escape"): line for line in lines if len(line.split()) > 4}
 
 
+def mapped_ids(uid_map: str | None = None) -> list[tuple[int, int]]:
+    """The user ids this user namespace can switch to, as ``[(first, end)]`` (``/proc/self/uid_map``):
+    every id on a host; about 65,536 in a rootless or user-namespaced container."""
+    if uid_map is None:
+        try:
+            uid_map = Path("/proc/self/uid_map").read_text()
+        except OSError:
+            return [(0, 2**32 - 1)]
+    lines = [line.split() for line in uid_map.splitlines()]
+    return [(int(fields[0]), int(fields[0]) + int(fields[2])) for fields in lines if len(fields) == 3]
+
+
 def first_uid(base: int, span: int = 1000, ranges: int = 999) -> int:
     """Where this run's kernel user ids start: ``base``, or, in a container whose ``LOCK_DIR`` is
     its own, a range of ``span`` ids of its own past it.
@@ -358,7 +370,8 @@ def first_uid(base: int, span: int = 1000, ranges: int = 999) -> int:
     root file system (each container's own), so two runs share ids only if they pick the same
     range (1 in ``ranges``) and none was running a kernel when the other reserved. Mounting the
     host's ``LOCK_DIR`` at the same path makes it exact: then the range is ``base``'s, locked with
-    the host's runs.
+    the host's runs. Only ranges this user namespace maps are taken (``mapped_ids``): a rootless
+    container has a few past ``base``, or none, and then ``base``'s.
     """
     if not in_container():
         return base
@@ -368,6 +381,10 @@ def first_uid(base: int, span: int = 1000, ranges: int = 999) -> int:
     import hashlib
     import socket
 
+    end = next((end for first, end in mapped_ids() if first <= base < end), base)
+    ranges = min(ranges, (end - base) // span - 1)  # the ranges past base's own that are mapped whole
+    if ranges < 1:
+        return base
     identity = f"{socket.gethostname()}\n{points.get('/', '')}".encode()
     return base + span * (1 + int(hashlib.sha256(identity).hexdigest(), 16) % ranges)
 
