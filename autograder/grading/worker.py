@@ -204,15 +204,24 @@ def run(task: Task) -> WorkerResult:
 
 
 def add_second_grading_notes(first: WorkerResult, second: WorkerResult) -> None:
-    """Say, on each cell that made the worker grade the notebook again, why and what the second time saw."""
-    why = [(first.timeouts, "ran past the time limit", second.timeouts, "it ran past the limit again"),
-           (first.lost, "lost the kernel (it died)", second.lost, "the kernel died there again")]
-    for cells, what, again_cells, again in why:
-        if not cells:
-            continue
-        line = f"{', '.join(cells)} {what}, so the notebook was graded a second time"
+    """Say, on each cell that made the worker grade the notebook again, why and what the second time saw,
+    and on a cell that stopped only the second grading, the one kept, that it did."""
+    kinds = [  # the cells, the first time and the second; what they did; the note if they did it again
+        (first.timeouts, second.timeouts, "ran past the time limit", "it ran past the limit again"),
+        (first.lost, second.lost, "lost the kernel (it died)", "the kernel died there again"),
+    ]
+    reasons = []
+    for cells, again_cells, what, again in kinds:
+        if cells:
+            reasons.append(f"{', '.join(cells)} {what}, so the notebook was graded a second time")
+            for cell in cells:
+                second.notes.setdefault(cell, []).append(reasons[-1] + (f"; {again}" if cell in again_cells else ""))
+    new = {"ran past its time limit": second.timeouts, "lost the kernel": second.lost}
+    for happened, cells in new.items():
         for cell in cells:
-            second.notes.setdefault(cell, []).append(line + (f"; {again}" if cell in again_cells else ""))
+            if cell not in first.timeouts and cell not in first.lost:
+                second.notes.setdefault(cell, []).append(f"{'; '.join(reasons)}; in the second grading, which "
+                                                         f"counts, {cell} {happened}")
     second.retried = True
 
 
