@@ -167,27 +167,12 @@ def test_ids_start_at_the_base_on_a_host_and_with_the_hosts_locks_mounted(monkey
     assert sandbox.first_uid(61000) == 61000
 
 
-def test_a_container_with_locks_of_its_own_takes_a_range_of_its_own(monkeypatch):
-    import socket
-
-    monkeypatch.setattr(sandbox, "in_container", lambda: True)
-    monkeypatch.setattr(sandbox, "mounts", lambda: {"/": "overlay upperdir=/var/lib/containers/storage/overlay/1"})
-    monkeypatch.setattr(sandbox, "mapped_ids", lambda: [(0, 2**32 - 1)])  # a host's map, wherever this runs
-    starts = {}
-    for name in ["a3f1c2d4e5b6", "0c9d8e7f6a5b", "grade-shard-0", "grade-shard-1", "grade-shard-2"]:
-        monkeypatch.setattr(socket, "gethostname", lambda name=name: name)
-        starts[name] = sandbox.first_uid(61000)
-        assert starts[name] == sandbox.first_uid(61000)  # the same container, the same range
-    assert all(62000 <= start <= 61000 + 999 * 1000 and start % 1000 == 0 for start in starts.values()), starts
-    assert len(set(starts.values())) == len(starts), starts  # five containers, five ranges
-
-
 ROOTLESS_MAP = "         0       1000          1\n         1     100000      65536\n"  # rootless podman's uid_map
 HOST_MAP = "         0          0 4294967295\n"
 parse_map = sandbox.mapped_ids  # the real parser, whatever a test put in its place
 
 
-def first_uids(monkeypatch, uid_map: str, names: list[str]) -> set[int]:
+def first_uids(monkeypatch, uid_map: str, names: list[str]) -> dict[str, int]:
     """``first_uid(61000)`` in containers of these host names, with locks of their own, under ``uid_map``."""
     import socket
 
@@ -195,20 +180,28 @@ def first_uids(monkeypatch, uid_map: str, names: list[str]) -> set[int]:
     monkeypatch.setattr(sandbox, "mounts", lambda: {"/": "overlay upperdir=/var/lib/containers/storage/overlay/1"})
     mapped = parse_map(uid_map)
     monkeypatch.setattr(sandbox, "mapped_ids", lambda: mapped)
-    starts = set()
+    starts = {}
     for name in names:
         monkeypatch.setattr(socket, "gethostname", lambda name=name: name)
-        starts.add(sandbox.first_uid(61000))
+        starts[name] = sandbox.first_uid(61000)
+        assert starts[name] == sandbox.first_uid(61000)  # the same container, the same range
     return starts
+
+
+def test_a_container_with_locks_of_its_own_takes_a_range_of_its_own(monkeypatch):
+    names = ["a3f1c2d4e5b6", "0c9d8e7f6a5b", "grade-shard-0", "grade-shard-1", "grade-shard-2"]
+    starts = first_uids(monkeypatch, HOST_MAP, names)  # a host's map, wherever this runs
+    assert all(62000 <= start <= 61000 + 999 * 1000 and start % 1000 == 0 for start in starts.values()), starts
+    assert len(set(starts.values())) == len(starts), starts  # five containers, five ranges
 
 
 def test_a_user_namespaced_container_takes_only_ranges_it_maps(monkeypatch):
     names = [f"grade-shard-{i}" for i in range(20)]
     assert sandbox.mapped_ids(ROOTLESS_MAP) == [(0, 1), (1, 65537)]
-    assert first_uids(monkeypatch, ROOTLESS_MAP, names) == {62000, 63000, 64000}  # each id can be switched to
-    assert max(first_uids(monkeypatch, HOST_MAP, names)) > 65536  # on the host's map, all 999 ranges
-    assert first_uids(monkeypatch, "         0          0      62500\n", names) == {61000}  # none whole: base's
-    assert first_uids(monkeypatch, "         0          0          1\n", names) == {61000}
+    assert set(first_uids(monkeypatch, ROOTLESS_MAP, names).values()) == {62000, 63000, 64000}  # all mapped
+    assert max(first_uids(monkeypatch, HOST_MAP, names).values()) > 65536  # on the host's map, all 999 ranges
+    assert set(first_uids(monkeypatch, "         0          0      62500\n", names).values()) == {61000}  # none whole
+    assert set(first_uids(monkeypatch, "         0          0          1\n", names).values()) == {61000}
 
 
 @pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare")
